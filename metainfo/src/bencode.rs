@@ -870,7 +870,7 @@ mod tests {
 
     #[test]
     fn limits_are_enforced() {
-        let deep = b"llllllllllee".repeat(1);
+        let deep = b"llllllllllee".to_vec();
         let opts = DecodeOptions {
             mode: Mode::Strict,
             limits: Limits {

@@ -167,7 +167,7 @@ impl Metainfo {
             None => Vec::new(),
             Some(v) => match v.kind() {
                 // BEP 19 allows a single URL as a plain string; an empty string means none.
-                Kind::Bytes(b) if b.is_empty() => Vec::new(),
+                Kind::Bytes(b"") => Vec::new(),
                 Kind::Bytes(b) => vec![String::from_utf8_lossy(b).into_owned()],
                 _ => string_list(v, "url-list")?,
             },
