@@ -45,9 +45,12 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
+/// A `name=value` pair, both still percent-encoded.
+pub type RawPair<'a> = (&'a [u8], &'a [u8]);
+
 /// The raw (still encoded) `name=value` pairs of a query, in order. A piece without `=` has an
 /// empty value. Fails when there are more than [`MAX_PARAMS`] pieces.
-pub fn split_query(query: &[u8]) -> Result<Vec<(&[u8], &[u8])>, &'static str> {
+pub fn split_query(query: &[u8]) -> Result<Vec<RawPair<'_>>, &'static str> {
     let mut out = Vec::new();
     for piece in query.split(|&b| b == b'&') {
         if piece.is_empty() {

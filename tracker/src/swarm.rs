@@ -125,6 +125,8 @@ pub struct AllowedSet {
     pub names: HashMap<InfoHash, String>,
     /// Total sizes (from allowed_dir), for the info page.
     pub sizes: HashMap<InfoHash, u64>,
+    /// The .torrent file (full path, file name) per hash (from allowed_dir), for `/file`.
+    pub files: HashMap<InfoHash, (std::path::PathBuf, String)>,
 }
 
 /// An announce as the owning shard receives it: the parsed request plus what the front shard
