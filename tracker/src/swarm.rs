@@ -198,6 +198,11 @@ impl ShardState {
             (Event::Snooped, _) => {}
             (Event::Stopped, Some(i)) => {
                 if authenticated(&swarm.peers[i], req, work.conn_ip) {
+                    // left >0 -> 0 counts as a completion whatever the event (bttrack's rule),
+                    // including a client that stops right after finishing (aria2c --seed-time=0).
+                    if swarm.peers[i].left > 0 && req.left == 0 {
+                        completed_delta += 1;
+                    }
                     swarm.remove(&req.peer_id);
                 }
             }
@@ -250,6 +255,10 @@ impl ShardState {
                         } else {
                             None
                         };
+                    } else if p.nat.is_none() && (work.local || nat_check == 0) && req.port != 0 {
+                        // Loaded from a dfile without a `nat` key (the PHP dialect): a local
+                        // peer needs no check.
+                        p.nat = Some(0);
                     } else if let Some(n) = p.nat {
                         if n > 0 && n < nat_check && req.port != 0 {
                             p.nat = None;
