@@ -194,21 +194,44 @@ pub trait Handler: 'static {
 
 /// Accepts connections from `listener` forever, serving each on this executor with `handler`.
 /// Returns only if accepting fails for a reason other than a transient one.
+///
+/// Accepting uses `accept4(SOCK_NONBLOCK)` directly while connections are waiting: it returns the
+/// peer address with the socket, sparing glommio's accept path three `fcntl`s and a `getpeername`
+/// per connection (measured: 10 syscalls per new-connection request down to 4). Only when the
+/// backlog is empty does it wait in glommio's (io_uring) accept.
+///
+/// `listener` is one made by [`crate::listener::reuseport_listeners`] (non-blocking), moved into
+/// the shard that calls this.
 pub async fn serve<H: Handler>(
-    listener: TcpListener,
+    listener: std::net::TcpListener,
     handler: Rc<H>,
     limits: HttpLimits,
 ) -> std::io::Error {
+    use std::os::fd::{AsRawFd, FromRawFd};
     let conns = Rc::new(Semaphore::new(limits.max_connections as u64));
+    let lfd = listener.as_raw_fd();
+    // The fd stays the same: glommio's listener is only used to wait when the backlog is empty.
+    let listener: TcpListener = crate::listener::into_glommio(listener);
     loop {
         let permit = match conns.clone().acquire_static_permit(1).await {
             Ok(p) => p,
             Err(e) => return std::io::Error::other(e.to_string()),
         };
-        let stream = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                let io: std::io::Error = e.into();
+        let accepted = match accept_nonblocking(lfd) {
+            Ok(Some((fd, peer))) => {
+                // SAFETY: `fd` was just returned by accept4 and is owned by nobody else.
+                Ok((unsafe { TcpStream::from_raw_fd(fd) }, Some(peer)))
+            }
+            Ok(None) => listener
+                .accept()
+                .await
+                .map(|s| (s, None))
+                .map_err(std::io::Error::from),
+            Err(e) => Err(e),
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(io) => {
                 match io.raw_os_error() {
                     // Transient: the peer went away, or we are out of fds for a moment.
                     Some(libc::ECONNABORTED)
@@ -225,12 +248,53 @@ pub async fn serve<H: Handler>(
                 }
             }
         };
+        let peer = match peer.map(Ok).unwrap_or_else(|| stream.peer_addr()) {
+            Ok(p) => p,
+            Err(_) => continue,
+        };
         let handler = handler.clone();
         glommio::spawn_local(async move {
             let _permit = permit;
-            let _ = serve_connection(stream, handler, limits).await;
+            let _ = serve_connection(stream, peer, handler, limits).await;
         })
         .detach();
+    }
+}
+
+/// One `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`: `Ok(None)` when no connection is waiting.
+fn accept_nonblocking(
+    listener_fd: std::os::fd::RawFd,
+) -> std::io::Result<Option<(std::os::fd::RawFd, SocketAddr)>> {
+    // SAFETY: sockaddr_storage is plain data, large enough for any address accept4 writes.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: the pointers describe `storage` and `len`, valid for the call; the listener fd is
+    // non-blocking (set by the listener module), so this never blocks the executor.
+    let fd = unsafe {
+        libc::accept4(
+            listener_fd,
+            (&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr>(),
+            &mut len,
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        return if e.kind() == std::io::ErrorKind::WouldBlock {
+            Ok(None)
+        } else {
+            Err(e)
+        };
+    }
+    // SAFETY: accept4 filled `storage` with an address of `len` bytes.
+    let addr = unsafe { socket2::SockAddr::new(storage, len) };
+    match addr.as_socket() {
+        Some(a) => Ok(Some((fd, a))),
+        None => {
+            // SAFETY: we own `fd` and drop it here.
+            unsafe { libc::close(fd) };
+            Err(std::io::Error::other("accepted a non-IP connection"))
+        }
     }
 }
 
@@ -244,27 +308,29 @@ pub enum ConnectionEnd {
     IoError,
 }
 
-/// Serves one connection until it closes, times out or misbehaves.
+/// Serves one connection until it closes, times out or misbehaves. `peer` is its remote address.
+///
+/// No `TCP_NODELAY` and no `shutdown`: each batch of responses goes out in one write, so Nagle
+/// never holds a response back (the previous one is acknowledged by the next request), and a
+/// plain close sends the FIN; each would be one more syscall per connection.
 pub async fn serve_connection<H: Handler>(
     stream: TcpStream,
+    peer: SocketAddr,
     handler: Rc<H>,
     limits: HttpLimits,
 ) -> ConnectionEnd {
     let mut stream = stream;
-    let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(limits.idle_timeout));
     let _ = stream.set_write_timeout(Some(limits.write_timeout));
-    let peer = match stream.peer_addr() {
-        Ok(p) => p,
-        Err(_) => return ConnectionEnd::IoError,
-    };
-    let mut buf = vec![0u8; limits.max_request_bytes];
+    // Start small; grow up to max_request_bytes only for large requests.
+    let mut buf = vec![0u8; limits.max_request_bytes.min(2048)];
     let mut filled = 0usize;
     let mut out = Vec::with_capacity(1024);
     loop {
         // Answer every complete request in the buffer (pipelining), then flush once.
         let mut start = 0usize;
         let mut close = false;
+        let mut malformed = false;
         loop {
             match parse_one(&buf[start..filled], limits.max_headers, peer) {
                 Parsed::Complete(req, used, keep_alive) => {
@@ -283,6 +349,7 @@ pub async fn serve_connection<H: Handler>(
                 Parsed::Error(resp) => {
                     resp.write_to(&mut out, 1, false, false);
                     close = true;
+                    malformed = true;
                     break;
                 }
             }
@@ -294,11 +361,22 @@ pub async fn serve_connection<H: Handler>(
             out.clear();
         }
         if close {
-            let _ = stream.close().await;
-            return ConnectionEnd::Closed;
+            if start < filled || malformed {
+                // Unread request bytes: a plain close would send RST and could destroy the
+                // response before the client reads it.
+                lingering_close(&mut stream).await;
+            }
+            return if malformed {
+                ConnectionEnd::Malformed
+            } else {
+                ConnectionEnd::Closed
+            };
         }
         buf.copy_within(start..filled, 0);
         filled -= start;
+        if filled == buf.len() && buf.len() < limits.max_request_bytes {
+            buf.resize(limits.max_request_bytes, 0);
+        }
         if filled == buf.len() {
             let resp = Response::new(
                 431,
@@ -308,7 +386,7 @@ pub async fn serve_connection<H: Handler>(
             );
             resp.write_to(&mut out, 1, false, false);
             let _ = stream.write_all(&out).await;
-            let _ = stream.close().await;
+            lingering_close(&mut stream).await;
             return ConnectionEnd::Malformed;
         }
         match stream.read(&mut buf[filled..]).await {
@@ -321,6 +399,21 @@ pub async fn serve_connection<H: Handler>(
                     ConnectionEnd::IoError
                 }
             }
+        }
+    }
+}
+
+/// Sends FIN, then reads and discards what the client still sends (at most 64 KiB, at most 2 s)
+/// so that closing does not reset the connection before the client has read our response.
+async fn lingering_close(stream: &mut TcpStream) {
+    let _ = stream.shutdown(std::net::Shutdown::Write).await;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut sink = [0u8; 4096];
+    let mut total = 0usize;
+    while total < 64 * 1024 {
+        match stream.read(&mut sink).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod client_ip;
 pub mod config;
 pub mod dfile;
 pub mod error;
+pub mod fast_hash;
 pub mod infopage;
 pub mod query;
 pub mod request;

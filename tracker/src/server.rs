@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use cyclone_metainfo::bencode::{write_bytes, write_int};
 use cyclone_shard::http::{self, HttpLimits, Request, Response};
-use cyclone_shard::listener::{into_glommio, reuseport_listeners, ListenOptions};
+use cyclone_shard::listener::{reuseport_listeners, ListenOptions};
 use cyclone_shard::mesh::{mesh, MeshEndpoint, Router};
 use cyclone_shard::{shard_for_key, ShardContext, ShardPool, ShardPoolConfig};
 
@@ -136,6 +136,7 @@ pub fn run(config: TrackerConfig) -> Result<(), TrackerError> {
             ListenOptions {
                 backlog: 4096,
                 ipv6_binds_v4: config.ipv6_binds_v4,
+                defer_accept_secs: config.socket_timeout.min(60) as u32,
             },
         )?;
         let actual = ls[0]
@@ -276,7 +277,6 @@ async fn shard_main(
     };
     for l in input.listeners {
         let front = front.clone();
-        let l = into_glommio(l);
         glommio::spawn_local(async move {
             let e = http::serve(l, front, limits).await;
             eprintln!("cyclone-tracker: shard {shard}: accept failed, listener stopped: {e}");

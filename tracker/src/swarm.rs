@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use cyclone_metainfo::bencode::{write_bytes, write_int};
 
+use crate::fast_hash::FastMap;
 use crate::request::{AnnounceRequest, Event, InfoHash, PeerId, RequestError};
 
 /// `nat` value of a peer that announced port 0: never listed (bttrack's `2**30`).
@@ -46,7 +47,7 @@ impl Peer {
 #[derive(Debug, Default, Clone)]
 pub struct Swarm {
     peers: Vec<Peer>,
-    index: HashMap<PeerId, usize>,
+    index: FastMap<PeerId, usize>,
     seeds: usize,
 }
 
@@ -156,7 +157,7 @@ pub struct SwarmCounts {
 #[derive(Debug)]
 pub struct ShardState {
     pub config: SwarmConfig,
-    pub swarms: HashMap<InfoHash, Swarm>,
+    pub swarms: FastMap<InfoHash, Swarm>,
     /// Completions per torrent; kept when a dead swarm is dropped (bttrack's `completed`).
     pub completed: HashMap<InfoHash, u64>,
     pub allowed: Option<Arc<AllowedSet>>,
@@ -168,7 +169,7 @@ impl ShardState {
     pub fn new(config: SwarmConfig, now: u64) -> Self {
         ShardState {
             config,
-            swarms: HashMap::new(),
+            swarms: FastMap::default(),
             completed: HashMap::new(),
             allowed: None,
             prev_sweep: now,
