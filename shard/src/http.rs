@@ -33,6 +33,17 @@ pub struct HttpLimits {
     pub write_timeout: Duration,
     /// Most connections served at once by one shard; further accepts wait.
     pub max_connections: usize,
+    /// Which HTTP implementation serves connections.
+    pub engine: Engine,
+}
+
+/// The HTTP implementation behind [`serve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// The httparse loop in this module (the default: it measured faster, see the crate docs).
+    Httparse,
+    /// hyper 1.x through [`crate::hyper_glue`].
+    Hyper,
 }
 
 impl Default for HttpLimits {
@@ -43,6 +54,7 @@ impl Default for HttpLimits {
             idle_timeout: Duration::from_secs(15),
             write_timeout: Duration::from_secs(15),
             max_connections: 16_384,
+            engine: Engine::Httparse,
         }
     }
 }
@@ -255,7 +267,14 @@ pub async fn serve<H: Handler>(
         let handler = handler.clone();
         glommio::spawn_local(async move {
             let _permit = permit;
-            let _ = serve_connection(stream, peer, handler, limits).await;
+            match limits.engine {
+                Engine::Httparse => {
+                    let _ = serve_connection(stream, peer, handler, limits).await;
+                }
+                Engine::Hyper => {
+                    crate::hyper_glue::serve_connection_hyper(stream, peer, handler, limits).await
+                }
+            }
         })
         .detach();
     }

@@ -10,6 +10,7 @@
 //! - [`listener`]: one `SO_REUSEPORT` TCP listener per shard on the same address.
 //! - [`http`]: a small HTTP/1.1 server loop (httparse fast path, bounded buffers, idle timeout,
 //!   keep-alive and pipelining) that the tracker's hot path and its info page share.
+//! - [`hyper_glue`]: the same server on hyper 1.x, kept to measure against the httparse loop.
 //! - [`dma_probe`]: the workaround for glommio 0.9's DMA iopoll probe trap.
 //!
 //! Invariants (see docs-tracker-architecture.md): nothing blocks an executor (blocking work goes to
@@ -19,6 +20,7 @@
 pub mod dma_probe;
 pub mod error;
 pub mod http;
+pub mod hyper_glue;
 pub mod listener;
 pub mod memlock;
 pub mod mesh;

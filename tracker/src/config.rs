@@ -61,6 +61,7 @@ const OPTIONS: &[(&str, Def, &str)] = &[
     ("shards", Def::Int(0), "cyclone: number of shards (executors pinned one per core); 0 = one per CPU"),
     ("max_connections", Def::Int(16384), "cyclone: most HTTP connections open at once per shard"),
     ("access_log", Def::Int(1), "cyclone: write the Apache-style access log (0 = off, for benchmarks)"),
+    ("http_engine", Def::Str("httparse"), "cyclone: HTTP implementation, httparse or hyper (kept for measuring; httparse is faster)"),
 ];
 
 /// The `scrape_allowed` setting.
@@ -118,6 +119,8 @@ pub struct TrackerConfig {
     pub shards: usize,
     pub max_connections: usize,
     pub access_log: bool,
+    /// `true` = hyper, `false` = the httparse loop.
+    pub http_engine_hyper: bool,
 }
 
 /// A usage error, worded as BitTornado's `parseargs` words it.
@@ -295,6 +298,15 @@ impl TrackerConfig {
             shards: uint("shards", 1024)? as usize,
             max_connections: uint("max_connections", 1 << 20)?.max(1) as usize,
             access_log: flag("access_log")?,
+            http_engine_hyper: match string("http_engine")?.as_str() {
+                "httparse" => false,
+                "hyper" => true,
+                other => {
+                    return Err(ConfigError::Bad(format!(
+                        "wrong format of --http_engine - must be httparse or hyper, not {other}"
+                    )))
+                }
+            },
         };
         Ok(config)
     }

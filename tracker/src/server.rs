@@ -273,6 +273,11 @@ async fn shard_main(
     let limits = HttpLimits {
         idle_timeout: Duration::from_secs(c.socket_timeout),
         max_connections: c.max_connections,
+        engine: if c.http_engine_hyper {
+            http::Engine::Hyper
+        } else {
+            http::Engine::Httparse
+        },
         ..HttpLimits::default()
     };
     for l in input.listeners {

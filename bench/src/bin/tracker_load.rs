@@ -14,9 +14,12 @@
 //!   tracker_load compare --cyclone-bin PATH [--opentracker PATH] [options]
 //!       starts `cyclone-tracker --shards 1` and `opentracker -d DIR -w FILE` each pinned to CPU 0
 //!       (taskset), loads each from CPU 1, and prints both results and their ratio.
+//!   tracker_load engines --cyclone-bin PATH [options]
+//!       the same tracker with `--http_engine httparse` and `--http_engine hyper`, with and without
+//!       keep-alive: the measurement behind keeping the httparse loop.
 //!
 //! Options: --torrents N (10000) --connections C (64) --duration S (10) --keep-alive 0|1 (0)
-//!          --seed S (pool seed, 1) --server-cpu CPU (0) --client-cpu CPU (1)
+//!          --seed S (pool seed, 1) --server-cpu CPU (0) --client-cpu CPU (1) --rounds R (1, max 5)
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -410,7 +413,7 @@ fn compare(o: &Opts) -> Result<(), String> {
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     for round in 0..o.rounds {
-        let r = run_cyclone(o, &bin, &dir, hashes.clone())?;
+        let r = run_cyclone(o, &bin, &dir, hashes.clone(), "httparse")?;
         report(&format!("round {round} cyclone"), &r);
         ours.push(r);
         let r = run_opentracker(o, &dir, hashes.clone())?;
@@ -455,6 +458,7 @@ fn run_cyclone(
     bin: &Path,
     dir: &Path,
     hashes: Arc<Vec<[u8; 20]>>,
+    engine: &str,
 ) -> Result<RunResult, String> {
     let port = free_port();
     let child = Command::new("taskset")
@@ -472,7 +476,7 @@ fn run_cyclone(
         ])
         .arg("--dfile")
         .arg(dir.join("dstate"))
-        .args(["--save_dfile_interval", "3600"])
+        .args(["--save_dfile_interval", "3600", "--http_engine", engine])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -521,6 +525,49 @@ fn run_opentracker(o: &Opts, dir: &Path, hashes: Arc<Vec<[u8; 20]>>) -> Result<R
     Ok(run_load(&oo, addr, hashes))
 }
 
+/// hyper vs httparse inside the same tracker, alternating, with and without keep-alive.
+fn engines(o: &Opts) -> Result<(), String> {
+    let bin = o.cyclone_bin.clone().ok_or("engines needs --cyclone-bin")?;
+    let hashes = Arc::new(pool(o.torrents, o.seed));
+    let dir = std::env::temp_dir().join(format!("tracker-engines-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    pin_self(o.client_cpu);
+    for keep_alive in [true, false] {
+        let mut oo = o.clone();
+        oo.keep_alive = keep_alive;
+        let mut med = Vec::new();
+        for engine in ["httparse", "hyper"] {
+            let mut cpu = Vec::new();
+            let mut rps = Vec::new();
+            for round in 0..o.rounds {
+                let r = run_cyclone(&oo, &bin, &dir, hashes.clone(), engine)?;
+                report(
+                    &format!("keep-alive {keep_alive} {engine} round {round}"),
+                    &r,
+                );
+                cpu.extend(r.server_cpu_us);
+                rps.push(r.ok as f64 / r.elapsed.as_secs_f64());
+            }
+            cpu.sort_by(|a, b| a.total_cmp(b));
+            rps.sort_by(|a, b| a.total_cmp(b));
+            med.push((
+                engine,
+                cpu.get(cpu.len() / 2).copied().unwrap_or(f64::NAN),
+                rps[rps.len() / 2],
+            ));
+        }
+        for (engine, cpu, rps) in &med {
+            println!("keep-alive {keep_alive}: {engine} median {cpu:.1} us server CPU/request, {rps:.0} requests/s");
+        }
+        println!(
+            "keep-alive {keep_alive}: hyper/httparse CPU per request {:.2}x",
+            med[1].1 / med[0].1
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
@@ -539,6 +586,7 @@ fn main() {
             None => Err("write-pool needs a FILE".into()),
         },
         Some("compare") => parse_opts(&args[1..]).and_then(|o| compare(&o)),
+        Some("engines") => parse_opts(&args[1..]).and_then(|o| engines(&o)),
         _ => Err(
             "usage: tracker_load run|write-pool|compare [options] (see the file's doc comment)"
                 .into(),
