@@ -61,6 +61,7 @@ const OPTIONS: &[(&str, Def, &str)] = &[
     ("shards", Def::Int(0), "cyclone: number of shards (executors pinned one per core); 0 = one per CPU"),
     ("max_connections", Def::Int(16384), "cyclone: most HTTP connections open at once per shard"),
     ("access_log", Def::Int(1), "cyclone: write the Apache-style access log (0 = off, for benchmarks)"),
+    ("nat_check_local", Def::Int(0), "cyclone: also NAT-check peers on intranet addresses (bttrack never does; for tests on loopback)"),
     ("http_engine", Def::Str("httparse"), "cyclone: HTTP implementation, httparse or hyper (kept for measuring; httparse is faster)"),
 ];
 
@@ -119,6 +120,7 @@ pub struct TrackerConfig {
     pub shards: usize,
     pub max_connections: usize,
     pub access_log: bool,
+    pub nat_check_local: bool,
     /// `true` = hyper, `false` = the httparse loop.
     pub http_engine_hyper: bool,
 }
@@ -298,6 +300,7 @@ impl TrackerConfig {
             shards: uint("shards", 1024)? as usize,
             max_connections: uint("max_connections", 1 << 20)?.max(1) as usize,
             access_log: flag("access_log")?,
+            nat_check_local: flag("nat_check_local")?,
             http_engine_hyper: match string("http_engine")?.as_str() {
                 "httparse" => false,
                 "hyper" => true,

@@ -255,15 +255,19 @@ async fn shard_main(
     let state = Rc::new(RefCell::new(st));
     let (shard, shards) = (ctx.shard, ctx.shards);
     let handler_state = state.clone();
+    let log = Rc::new(LogBuffer::default());
+    let handler_log = log.clone();
+    let log_nat = shared.config.log_nat_checks;
     let router = Rc::new(
         input
             .endpoint
             .connect(Rc::new(move |req: ShardReq| {
-                handle_shard_req(&handler_state, req, shard, shards)
+                let resp = handle_shard_req(&handler_state, req, shard, shards);
+                start_nat_checks(&handler_state, &handler_log, log_nat);
+                resp
             }))
             .await,
     );
-    let log = Rc::new(LogBuffer::default());
     let front = Rc::new(Front {
         router: router.clone(),
         state: state.clone(),
@@ -396,6 +400,36 @@ async fn save_dfile(
     glommio::executor()
         .spawn_blocking(move || dfile::save_atomic(&path, &bytes))
         .await
+}
+
+/// Starts the connect-backs queued by the last announce, as tasks on this shard.
+fn start_nat_checks(state: &Rc<RefCell<ShardState>>, log: &Rc<LogBuffer>, log_nat: bool) {
+    let jobs = state.borrow_mut().take_nat_jobs();
+    for job in jobs {
+        let state = state.clone();
+        let log = log.clone();
+        glommio::spawn_local(async move {
+            let ok = crate::nat_check::check(&job).await;
+            let found = state.borrow_mut().nat_result(&job, ok);
+            if log_nat {
+                let code = match (found, ok) {
+                    (false, _) => 404,
+                    (true, true) => 200,
+                    (true, false) => 503,
+                };
+                let line = format!(
+                    "{} - {} [{}] \"!natcheck-{}:{}\" {code} 0 - -\n",
+                    job.ip,
+                    String::from_utf8_lossy(&job.peer_id).escape_default(),
+                    crate::access_log::clf_now(),
+                    job.ip,
+                    job.port
+                );
+                log.push(line.as_bytes());
+            }
+        })
+        .detach();
+    }
 }
 
 /// Runs a request on this shard's state (called by the mesh, on this shard's executor).
@@ -533,6 +567,7 @@ impl Front {
             c.anyone_may_override_ip(),
         );
         let owner = shard_for_key(&a.info_hash, self.router.shards());
+        let local = local && !c.nat_check_local;
         let work = AnnounceWork {
             req: a,
             conn_ip,

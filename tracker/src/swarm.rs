@@ -163,6 +163,10 @@ pub struct ShardState {
     pub allowed: Option<Arc<AllowedSet>>,
     /// Clock of the previous expiry sweep.
     pub prev_sweep: u64,
+    /// NAT checks queued by announces, drained by the server.
+    nat_queue: Vec<NatJob>,
+    /// Peers with a NAT check in flight.
+    nat_in_flight: HashSet<(InfoHash, PeerId)>,
 }
 
 impl ShardState {
@@ -173,6 +177,8 @@ impl ShardState {
             completed: HashMap::new(),
             allowed: None,
             prev_sweep: now,
+            nat_queue: Vec::new(),
+            nat_in_flight: HashSet::new(),
         }
     }
 
@@ -260,15 +266,14 @@ impl ShardState {
                         // Loaded from a dfile without a `nat` key (the PHP dialect): a local
                         // peer needs no check.
                         p.nat = Some(0);
-                    } else if let Some(n) = p.nat {
-                        if n > 0 && n < nat_check && req.port != 0 {
-                            p.nat = None;
-                        }
                     }
                     p.supportcrypto = req.supportcrypto || req.requirecrypto;
                     p.requirecrypto = req.requirecrypto;
                 }
             }
+        }
+        if req.event != Event::Stopped && req.event != Event::Snooped {
+            self.maybe_queue_nat_check(&req.info_hash, &req.peer_id);
         }
         if completed_delta != 0 {
             let c = self.completed.entry(req.info_hash).or_insert(0);
@@ -354,39 +359,74 @@ impl ShardState {
         dropped
     }
 
-    /// Records the result of a NAT check of `id` in `ih`'s swarm (ignored if the peer changed).
-    pub fn nat_result(
-        &mut self,
-        ih: &InfoHash,
-        id: &PeerId,
-        ip: IpAddr,
-        port: u16,
-        ok: bool,
-    ) -> bool {
-        let Some(swarm) = self.swarms.get_mut(ih) else {
+    /// Queues a NAT check of a peer that needs one (pending, or failed fewer than `nat_check`
+    /// times), unless one is already in flight or the queue is full (it is retried on the peer's
+    /// next announce).
+    fn maybe_queue_nat_check(&mut self, ih: &InfoHash, id: &PeerId) {
+        let nat_check = self.config.nat_check;
+        if nat_check == 0 || self.nat_in_flight.len() >= MAX_NAT_IN_FLIGHT {
+            return;
+        }
+        let Some(p) = self
+            .swarms
+            .get(ih)
+            .and_then(|s| s.index.get(id).map(|&i| &s.peers[i]))
+        else {
+            return;
+        };
+        let wanted = match p.nat {
+            None => true,
+            Some(n) => n > 0 && n < nat_check && n != NAT_PORT_ZERO,
+        };
+        if !wanted || p.port == 0 || !self.nat_in_flight.insert((*ih, *id)) {
+            return;
+        }
+        self.nat_queue.push(NatJob {
+            info_hash: *ih,
+            peer_id: *id,
+            ip: p.ip,
+            port: p.port,
+        });
+    }
+
+    /// NAT checks to start (the server drains this after each announce).
+    pub fn take_nat_jobs(&mut self) -> Vec<NatJob> {
+        std::mem::take(&mut self.nat_queue)
+    }
+
+    /// Records a NAT check's result. Returns false (bttrack's 404 in the NAT log) if the peer is
+    /// gone or changed address meanwhile.
+    pub fn nat_result(&mut self, job: &NatJob, ok: bool) -> bool {
+        self.nat_in_flight.remove(&(job.info_hash, job.peer_id));
+        let Some(swarm) = self.swarms.get_mut(&job.info_hash) else {
             return false;
         };
-        let Some(&i) = swarm.index.get(id) else {
+        let Some(&i) = swarm.index.get(&job.peer_id) else {
             return false;
         };
         let p = &mut swarm.peers[i];
-        if p.ip != ip || p.port != port || p.nat.is_some() {
+        if p.ip != job.ip || p.port != job.port {
             return false;
         }
-        p.nat = Some(if ok { 0 } else { 1 });
+        p.nat = Some(if ok {
+            0
+        } else {
+            p.nat.unwrap_or(0).saturating_add(1)
+        });
         true
     }
+}
 
-    /// Failed-check count of a peer whose check just failed again (for retries).
-    pub fn bump_nat_failure(&mut self, ih: &InfoHash, id: &PeerId) {
-        if let Some(swarm) = self.swarms.get_mut(ih) {
-            if let Some(&i) = swarm.index.get(id) {
-                if let Some(n) = swarm.peers[i].nat.as_mut() {
-                    *n = n.saturating_add(1);
-                }
-            }
-        }
-    }
+/// Most NAT checks in flight per shard (bounds connect-backs and the queue).
+pub const MAX_NAT_IN_FLIGHT: usize = 256;
+
+/// A connect-back to do (bttrack's NAT check).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatJob {
+    pub info_hash: InfoHash,
+    pub peer_id: PeerId,
+    pub ip: IpAddr,
+    pub port: u16,
 }
 
 /// bttrack's key authentication: a known peer's announce counts only if it carries the stored
