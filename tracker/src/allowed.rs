@@ -245,6 +245,43 @@ pub async fn reload_loop(router: Rc<Router<ShardReq, ShardResp>>, config: Tracke
     }
 }
 
+/// Every `parse_dir_interval`, reloads allowed_ips / banned_ips if either file's mtime changed,
+/// and sends the new filter to every shard.
+pub async fn ip_lists_loop(router: Rc<Router<ShardReq, ShardResp>>, config: TrackerConfig) {
+    if config.allowed_ips.is_none() && config.banned_ips.is_none() {
+        return;
+    }
+    let stamp = |c: &TrackerConfig| {
+        let m = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        };
+        (m(&c.allowed_ips), m(&c.banned_ips))
+    };
+    let mut last = stamp(&config);
+    loop {
+        glommio::timer::sleep(Duration::from_secs(config.parse_dir_interval)).await;
+        let cfg = config.clone();
+        let (now, filter) = glommio::executor()
+            .spawn_blocking(move || {
+                let now = stamp(&cfg);
+                (
+                    now,
+                    crate::ip_filter::load(cfg.allowed_ips.as_deref(), cfg.banned_ips.as_deref()),
+                )
+            })
+            .await;
+        if now == last {
+            continue;
+        }
+        last = now;
+        let filter = filter.map(Arc::new);
+        for s in 0..router.shards() {
+            let _ = router.call(s, ShardReq::SetIpFilter(filter.clone())).await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

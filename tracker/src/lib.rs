@@ -13,6 +13,7 @@ pub mod dfile;
 pub mod error;
 pub mod fast_hash;
 pub mod infopage;
+pub mod ip_filter;
 pub mod nat_check;
 pub mod query;
 pub mod request;

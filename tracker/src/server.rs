@@ -26,6 +26,7 @@ use crate::client_ip::{listed_ip, normalize};
 use crate::config::{ConfigError, ScrapeAllowed, TrackerConfig};
 use crate::dfile::{self, DfileState, Loaded};
 use crate::infopage;
+use crate::ip_filter::IpFilter;
 use crate::query::percent_decode;
 use crate::request::{parse_announce, parse_scrape, InfoHash, RequestError};
 use crate::signals::{self, Signals};
@@ -39,6 +40,7 @@ pub enum ShardReq {
     AllCounts,
     Snapshot,
     SetAllowed(Option<Arc<AllowedSet>>),
+    SetIpFilter(Option<Arc<IpFilter>>),
 }
 
 /// Replies to [`ShardReq`].
@@ -63,6 +65,8 @@ struct Shared {
     favicon: Option<Vec<u8>>,
     /// The allowed set as last loaded (for new shards' fronts; updates go through the mesh).
     allowed: Mutex<Option<Arc<AllowedSet>>>,
+    /// allowed_ips / banned_ips at start.
+    ip_filter: Option<Arc<IpFilter>>,
 }
 
 impl Shared {
@@ -169,6 +173,9 @@ pub fn run(config: TrackerConfig) -> Result<(), TrackerError> {
         },
     };
     let allowed = crate::allowed::initial(&config)?;
+    let ip_filter =
+        crate::ip_filter::load(config.allowed_ips.as_deref(), config.banned_ips.as_deref())
+            .map(Arc::new);
     let signals = signals::install()?;
     let shared = Arc::new(Shared {
         config,
@@ -178,6 +185,7 @@ pub fn run(config: TrackerConfig) -> Result<(), TrackerError> {
         log,
         favicon,
         allowed: Mutex::new(allowed),
+        ip_filter,
     });
     let _ = std::io::stderr().flush();
     let endpoints = mesh::<ShardReq, ShardResp>(shards, MESH_CAPACITY);
@@ -240,9 +248,14 @@ async fn shard_main(
         keep_dead: c.keep_dead,
     };
     let mut st = ShardState::new(swarm_config, shared.now());
+    st.ip_filter = shared.ip_filter.clone();
     for (ih, peers) in input.loaded.peers {
         let swarm = st.swarms.entry(ih).or_default();
-        for p in peers {
+        // Peers whose IP the lists refuse are dropped at load (bttrack).
+        for p in peers
+            .into_iter()
+            .filter(|p| st.ip_filter.as_ref().is_none_or(|f| f.permits(p.ip)))
+        {
             swarm.insert(p);
         }
     }
@@ -333,6 +346,11 @@ async fn shard_main(
     }
     if shard == 0 {
         glommio::spawn_local(crate::allowed::reload_loop(
+            router.clone(),
+            shared.config.clone(),
+        ))
+        .detach();
+        glommio::spawn_local(crate::allowed::ip_lists_loop(
             router.clone(),
             shared.config.clone(),
         ))
@@ -464,6 +482,10 @@ fn handle_shard_req(
             state.borrow_mut().allowed = a;
             ShardResp::Done
         }
+        ShardReq::SetIpFilter(f) => {
+            state.borrow_mut().ip_filter = f;
+            ShardResp::Done
+        }
     }
 }
 
@@ -521,6 +543,12 @@ impl http::Handler for Front {
 
 impl Front {
     async fn route(&self, req: &Request) -> Response {
+        let filter = self.state.borrow().ip_filter.clone();
+        if let Some(f) = filter {
+            if !f.permits(normalize(req.peer.ip())) {
+                return failure(400, "your IP is not allowed on this tracker");
+            }
+        }
         let path = percent_decode(req.path(), 1024).unwrap_or_default();
         let path = path.strip_prefix(b"/").unwrap_or(&path);
         let c = &self.shared.config;

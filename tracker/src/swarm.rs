@@ -161,6 +161,8 @@ pub struct ShardState {
     /// Completions per torrent; kept when a dead swarm is dropped (bttrack's `completed`).
     pub completed: HashMap<InfoHash, u64>,
     pub allowed: Option<Arc<AllowedSet>>,
+    /// allowed_ips / banned_ips, as last loaded (read by this shard's HTTP front).
+    pub ip_filter: Option<Arc<crate::ip_filter::IpFilter>>,
     /// Clock of the previous expiry sweep.
     pub prev_sweep: u64,
     /// NAT checks queued by announces, drained by the server.
@@ -176,6 +178,7 @@ impl ShardState {
             swarms: FastMap::default(),
             completed: HashMap::new(),
             allowed: None,
+            ip_filter: None,
             prev_sweep: now,
             nat_queue: Vec::new(),
             nat_in_flight: HashSet::new(),
