@@ -384,3 +384,116 @@ fn bttrack_command_line_as_in_the_readme() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Option --dfile is required."));
 }
+
+#[test]
+fn ipv6_peers_are_served_in_peers6() {
+    let dir = tempdir();
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "--port",
+        "0",
+        "--bind",
+        "::1",
+        "--ipv6_enabled",
+        "1",
+        "--ipv6_binds_v4",
+        "0",
+        "--access_log",
+        "0",
+        "--dfile",
+    ])
+    .arg(path_in(&dir, "dstate"))
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped());
+    let t = Tracker::spawn(cmd);
+    assert_eq!(t.host, "::1");
+    // IPv6 clients need no compact=1 to be served (compact_reqd applies to IPv4 only), but compact
+    // IPv6 peers go to `peers6` (BEP 7).
+    let r = t.get(&announce_target(&IH, &pid(0), 7000, 0, "&compact=1"));
+    assert_eq!(r.status, 200);
+    let r = t.get(&announce_target(&IH, &pid(1), 7001, 10, "&compact=1"));
+    let v = bencode::decode(&r.body).unwrap();
+    let p6 = v.get(b"peers6").unwrap().as_bytes().unwrap();
+    let mut expected = std::net::Ipv6Addr::LOCALHOST.octets().to_vec();
+    expected.extend_from_slice(&7000u16.to_be_bytes());
+    assert_eq!(p6, expected.as_slice());
+    let r = t.get(&announce_target(&IH, &pid(2), 7002, 10, ""));
+    let v = bencode::decode(&r.body).unwrap();
+    let list = v.get(b"peers").unwrap().as_list().unwrap();
+    assert!(list
+        .iter()
+        .any(|p| p.get(b"ip").unwrap().as_str() == Some("::1")));
+    t.stop();
+}
+
+#[test]
+fn favicon_redirect_and_log_file_with_hup() {
+    let dir = tempdir();
+    let icon = path_in(&dir, "favicon.ico");
+    std::fs::write(&icon, b"\x00\x00\x01\x00icon-bytes").unwrap();
+    let log = path_in(&dir, "access.log");
+    let t = Tracker::start(
+        &path_in(&dir, "dstate"),
+        &[
+            "--favicon",
+            icon.to_str().unwrap(),
+            "--access_log",
+            "1",
+            "--logfile",
+            log.to_str().unwrap(),
+            "--hupmonitor",
+            "1",
+            "--min_time_between_log_flushes",
+            "0.1",
+        ],
+    );
+    let r = t.get("/favicon.ico");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type").as_deref(), Some("image/x-icon"));
+    assert_eq!(r.body, std::fs::read(&icon).unwrap());
+    assert!(String::from_utf8(t.get("/").body)
+        .unwrap()
+        .contains("shortcut icon"));
+    t.get(&announce_target(&IH, &pid(0), 7000, 5, "&compact=1"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("\"GET /announce?") && text.contains("# Log Started: ") {
+            assert!(text.contains("127.0.0.1 - - ["), "{text}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no access log line: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Rotate: move the log away, SIGHUP, the tracker reopens the path.
+    std::fs::rename(&log, path_in(&dir, "access.log.1")).unwrap();
+    t.signal(1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        t.get("/scrape");
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("# Log reopened: ") && text.contains("GET /scrape") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "log not reopened: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    t.stop();
+    let t = Tracker::start(
+        &path_in(&dir, "dstate"),
+        &["--infopage_redirect", "http://127.0.0.1/elsewhere"],
+    );
+    let r = t.get("/");
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.header("location").as_deref(),
+        Some("http://127.0.0.1/elsewhere")
+    );
+    t.stop();
+}

@@ -15,6 +15,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_cyclone-tracker");
 pub struct Tracker {
     pub child: Child,
     pub port: u16,
+    /// The address it listens on, without the port (`127.0.0.1` or `::1`).
+    pub host: String,
     pub stderr: Arc<Mutex<String>>,
 }
 
@@ -72,10 +74,14 @@ impl Tracker {
                 );
             }
         };
-        let port = addr.rsplit(':').next().unwrap().parse().expect("port");
+        let (host, port) = addr.rsplit_once(':').expect("host:port");
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let host = if host == "0.0.0.0" { "127.0.0.1" } else { host }.to_string();
+        let port = port.parse().expect("port");
         let t = Tracker {
             child,
             port,
+            host,
             stderr,
         };
         t.wait_ready();
@@ -86,7 +92,7 @@ impl Tracker {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if let Ok(r) = try_get(self.port, "/nothing-here") {
+            if let Ok(r) = try_get_host(&self.host, self.port, "/nothing-here") {
                 if r.status == 404 {
                     return;
                 }
@@ -97,7 +103,7 @@ impl Tracker {
     }
 
     pub fn get(&self, target: &str) -> HttpResponse {
-        try_get(self.port, target).unwrap_or_else(|e| panic!("GET {target}: {e}"))
+        try_get_host(&self.host, self.port, target).unwrap_or_else(|e| panic!("GET {target}: {e}"))
     }
 
     pub fn stderr_text(&self) -> String {
@@ -169,17 +175,18 @@ impl HttpResponse {
     }
 }
 
-pub fn try_get(port: u16, target: &str) -> std::io::Result<HttpResponse> {
-    raw_request(
-        port,
-        format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .map(|mut v| v.remove(0))
+pub fn try_get_host(host: &str, port: u16, target: &str) -> std::io::Result<HttpResponse> {
+    let req = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    raw_request_host(host, port, req.as_bytes()).map(|mut v| v.remove(0))
 }
 
 /// Sends raw bytes, reads until the server closes, splits into responses by Content-Length.
 pub fn raw_request(port: u16, bytes: &[u8]) -> std::io::Result<Vec<HttpResponse>> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    raw_request_host("127.0.0.1", port, bytes)
+}
+
+pub fn raw_request_host(host: &str, port: u16, bytes: &[u8]) -> std::io::Result<Vec<HttpResponse>> {
+    let mut s = TcpStream::connect((host, port))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     s.write_all(bytes)?;
     let mut all = Vec::new();
