@@ -13,6 +13,7 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -219,7 +220,6 @@ pub async fn serve<H: Handler>(
     handler: Rc<H>,
     limits: HttpLimits,
 ) -> std::io::Error {
-    use std::os::fd::{AsRawFd, FromRawFd};
     let conns = Rc::new(Semaphore::new(limits.max_connections as u64));
     let lfd = listener.as_raw_fd();
     // The fd stays the same: glommio's listener is only used to wait when the backlog is empty.
@@ -232,16 +232,16 @@ pub async fn serve<H: Handler>(
         let accepted = match accept_nonblocking(lfd) {
             Ok(Some((fd, peer))) => {
                 // SAFETY: `fd` was just returned by accept4 and is owned by nobody else.
-                Ok((unsafe { TcpStream::from_raw_fd(fd) }, Some(peer)))
+                Ok(Accepted::Raw(unsafe { OwnedFd::from_raw_fd(fd) }, peer))
             }
             Ok(None) => listener
                 .accept()
                 .await
-                .map(|s| (s, None))
+                .map(Accepted::Glommio)
                 .map_err(std::io::Error::from),
             Err(e) => Err(e),
         };
-        let (stream, peer) = match accepted {
+        let accepted = match accepted {
             Ok(x) => x,
             Err(io) => {
                 match io.raw_os_error() {
@@ -260,24 +260,121 @@ pub async fn serve<H: Handler>(
                 }
             }
         };
-        let peer = match peer.map(Ok).unwrap_or_else(|| stream.peer_addr()) {
-            Ok(p) => p,
-            Err(_) => continue,
-        };
         let handler = handler.clone();
         glommio::spawn_local(async move {
             let _permit = permit;
-            match limits.engine {
-                Engine::Httparse => {
-                    let _ = serve_connection(stream, peer, handler, limits).await;
+            match (accepted, limits.engine) {
+                (Accepted::Raw(fd, peer), Engine::Httparse) => {
+                    let _ = serve_raw(fd, peer, handler, limits).await;
                 }
-                Engine::Hyper => {
-                    crate::hyper_glue::serve_connection_hyper(stream, peer, handler, limits).await
+                (accepted, engine) => {
+                    let (stream, peer) = match accepted {
+                        // SAFETY: the fd is ours (accept4) and handed over to glommio whole.
+                        Accepted::Raw(fd, peer) => (
+                            unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) },
+                            Ok(peer),
+                        ),
+                        Accepted::Glommio(s) => {
+                            let p = s.peer_addr();
+                            (s, p)
+                        }
+                    };
+                    let Ok(peer) = peer else { return };
+                    match engine {
+                        Engine::Httparse => {
+                            let _ = serve_connection(stream, peer, handler, limits).await;
+                        }
+                        Engine::Hyper => {
+                            crate::hyper_glue::serve_connection_hyper(stream, peer, handler, limits)
+                                .await
+                        }
+                    }
                 }
             }
         })
         .detach();
     }
+}
+
+/// A connection from our `accept4` fast path, or from glommio's accept.
+enum Accepted {
+    Raw(OwnedFd, SocketAddr),
+    Glommio(TcpStream),
+}
+
+/// Serves a freshly accepted connection. The common tracker case (the request already arrived,
+/// thanks to `TCP_DEFER_ACCEPT`, it asks to close, and the response fits the socket buffer) is
+/// served with plain non-blocking `recv`/`send` and `close`: 4 syscalls per connection including
+/// the accept, no io_uring poll registration, no timers. Anything else (a partial request,
+/// keep-alive, a full socket buffer) continues on a glommio stream.
+async fn serve_raw<H: Handler>(
+    fd: OwnedFd,
+    peer: SocketAddr,
+    handler: Rc<H>,
+    limits: HttpLimits,
+) -> ConnectionEnd {
+    let raw = fd.as_raw_fd();
+    // On the stack: most requests are served from it without a heap buffer.
+    let mut buf = [0u8; 2048];
+    let want = buf.len().min(limits.max_request_bytes);
+    // SAFETY: `buf` is valid for writes of `want` <= its length; MSG_DONTWAIT: non-blocking.
+    let n = unsafe { libc::recv(raw, buf.as_mut_ptr().cast(), want, libc::MSG_DONTWAIT) };
+    let filled = match n {
+        0 => return ConnectionEnd::PeerClosed,
+        n if n > 0 => n as usize,
+        _ => {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::WouldBlock {
+                return ConnectionEnd::IoError;
+            }
+            0
+        }
+    };
+    if filled > 0 {
+        if let Parsed::Complete(req, used, false) =
+            parse_one(&buf[..filled], limits.max_headers, peer)
+        {
+            if used == filled {
+                let head_only = req.method == Method::Head;
+                let minor = req.minor_version;
+                let resp = handler.handle(req).await;
+                let mut out = Vec::with_capacity(160 + resp.body.len());
+                resp.write_to(&mut out, minor, false, head_only);
+                // SAFETY: `out` is valid for reads of its length.
+                let sent = unsafe {
+                    libc::send(
+                        raw,
+                        out.as_ptr().cast(),
+                        out.len(),
+                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                    )
+                };
+                let already = match sent {
+                    s if s >= 0 && s as usize == out.len() => return ConnectionEnd::Closed,
+                    s if s >= 0 => s as usize,
+                    _ => {
+                        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock
+                        {
+                            return ConnectionEnd::IoError;
+                        }
+                        0
+                    }
+                };
+                // SAFETY: the fd is ours and handed over to glommio whole.
+                let mut stream = unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) };
+                let _ = stream.set_write_timeout(Some(limits.write_timeout));
+                return match stream.write_all(&out[already..]).await {
+                    Ok(()) => ConnectionEnd::Closed,
+                    Err(_) => ConnectionEnd::IoError,
+                };
+            }
+        }
+    }
+    // SAFETY: the fd is ours and handed over to glommio whole.
+    let stream = unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) };
+    let mut heap = vec![0u8; want.max(filled)];
+    heap[..filled].copy_from_slice(&buf[..filled]);
+    serve_connection_from(stream, peer, handler, limits, heap, filled).await
 }
 
 /// One `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`: `Ok(None)` when no connection is waiting.
@@ -338,12 +435,23 @@ pub async fn serve_connection<H: Handler>(
     handler: Rc<H>,
     limits: HttpLimits,
 ) -> ConnectionEnd {
+    // Start small; grow up to max_request_bytes only for large requests.
+    let buf = vec![0u8; limits.max_request_bytes.min(2048)];
+    serve_connection_from(stream, peer, handler, limits, buf, 0).await
+}
+
+/// [`serve_connection`] with `filled` bytes of `buf` already read.
+async fn serve_connection_from<H: Handler>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    handler: Rc<H>,
+    limits: HttpLimits,
+    mut buf: Vec<u8>,
+    mut filled: usize,
+) -> ConnectionEnd {
     let mut stream = stream;
     let _ = stream.set_read_timeout(Some(limits.idle_timeout));
     let _ = stream.set_write_timeout(Some(limits.write_timeout));
-    // Start small; grow up to max_request_bytes only for large requests.
-    let mut buf = vec![0u8; limits.max_request_bytes.min(2048)];
-    let mut filled = 0usize;
     let mut out = Vec::with_capacity(1024);
     loop {
         // Answer every complete request in the buffer (pipelining), then flush once.

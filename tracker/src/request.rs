@@ -1,6 +1,8 @@
 //! Announce and scrape request parsing: bytes in, a typed request or a typed error out. Pure (no
 //! I/O, no clock, no state), so it can be fuzzed; the error carries bttrack's HTTP status and text.
 
+use std::borrow::Cow;
+
 use crate::query::{percent_decode, split_query};
 
 /// 20 raw bytes.
@@ -85,43 +87,61 @@ fn garbage(m: impl Into<String>) -> RequestError {
     RequestError::Garbage(m.into())
 }
 
-/// First decoded value of each name, plus all values of `info_hash` (needed by scrape).
-struct Params {
-    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+/// The query's pairs, still encoded; names and values are decoded on lookup, and only when they
+/// contain an escape (most do not), so a typical announce allocates just for `info_hash`/`peer_id`.
+struct Params<'q> {
+    pairs: Vec<crate::query::RawPair<'q>>,
 }
 
-impl Params {
-    fn parse(query: &[u8]) -> Result<Params, RequestError> {
-        let raw = split_query(query).map_err(garbage)?;
-        let mut pairs = Vec::with_capacity(raw.len());
-        for (n, v) in raw {
-            let n = percent_decode(n, 64).ok_or_else(|| garbage("parameter name too long"))?;
-            let v =
-                percent_decode(v, MAX_VALUE).ok_or_else(|| garbage("parameter value too long"))?;
-            pairs.push((n, v));
+/// Decodes `v` if it needs it, else borrows it.
+fn decoded(v: &[u8], max: usize) -> Result<Cow<'_, [u8]>, RequestError> {
+    if v.iter().any(|&b| b == b'%' || b == b'+') {
+        percent_decode(v, max)
+            .map(Cow::Owned)
+            .ok_or_else(|| garbage("parameter too long"))
+    } else if v.len() > max {
+        Err(garbage("parameter too long"))
+    } else {
+        Ok(Cow::Borrowed(v))
+    }
+}
+
+impl<'q> Params<'q> {
+    fn parse(query: &'q [u8]) -> Result<Params<'q>, RequestError> {
+        let pairs = split_query(query).map_err(garbage)?;
+        for (n, v) in &pairs {
+            decoded(n, 64)?;
+            decoded(v, MAX_VALUE)?;
         }
         Ok(Params { pairs })
     }
 
-    fn get(&self, name: &str) -> Option<&[u8]> {
-        self.pairs
-            .iter()
-            .find(|(n, _)| n == name.as_bytes())
-            .map(|(_, v)| v.as_slice())
+    fn name_is(raw: &[u8], name: &str) -> bool {
+        match decoded(raw, 64) {
+            Ok(n) => *n == *name.as_bytes(),
+            Err(_) => false,
+        }
     }
 
-    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+    fn get(&self, name: &str) -> Option<Cow<'q, [u8]>> {
         self.pairs
             .iter()
-            .filter(move |(n, _)| n == name.as_bytes())
-            .map(|(_, v)| v.as_slice())
+            .find(|(n, _)| Self::name_is(n, name))
+            .and_then(|(_, v)| decoded(v, MAX_VALUE).ok())
+    }
+
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = Cow<'q, [u8]>> + 'a {
+        self.pairs
+            .iter()
+            .filter(move |(n, _)| Self::name_is(n, name))
+            .filter_map(|(_, v)| decoded(v, MAX_VALUE).ok())
     }
 
     /// An integer parameter; `what` is bttrack's error text.
     fn int(&self, name: &str, what: &str) -> Result<Option<i64>, RequestError> {
         match self.get(name) {
             None => Ok(None),
-            Some(v) => std::str::from_utf8(v)
+            Some(v) => std::str::from_utf8(&v)
                 .ok()
                 .and_then(|s| s.trim().parse::<i64>().ok())
                 .map(Some)
@@ -134,7 +154,7 @@ impl Params {
     fn flag(&self, name: &str) -> bool {
         match self.get(name) {
             None => false,
-            Some(v) => match std::str::from_utf8(v)
+            Some(v) => match std::str::from_utf8(&v)
                 .ok()
                 .and_then(|s| s.trim().parse::<i64>().ok())
             {
@@ -155,13 +175,13 @@ pub fn parse_announce(query: &[u8]) -> Result<AnnounceRequest, RequestError> {
     let p = Params::parse(query)?;
     let info_hash = match p.get("info_hash") {
         None => return Err(garbage("no info hash")),
-        Some(v) => hash20(v, "info hash")?,
+        Some(v) => hash20(&v, "info hash")?,
     };
     let peer_id = match p.get("peer_id") {
-        Some(v) if v.len() == 20 => hash20(v, "id")?,
+        Some(v) if v.len() == 20 => hash20(&v, "id")?,
         _ => return Err(garbage("id not of length 20")),
     };
-    let event = match p.get("event") {
+    let event = match p.get("event").as_deref() {
         None | Some(b"") => Event::None,
         Some(b"started") => Event::Started,
         Some(b"completed") => Event::Completed,
@@ -196,7 +216,7 @@ pub fn parse_announce(query: &[u8]) -> Result<AnnounceRequest, RequestError> {
         Some(n) if n < 0 => return Err(garbage("invalid numwant")),
         Some(n) => Some(n.min(1 << 20) as usize),
     };
-    let ip = match p.get("ip") {
+    let ip = match p.get("ip").as_deref() {
         None | Some(b"") => None,
         Some(v) => Some(String::from_utf8(v.to_vec()).map_err(|_| garbage("invalid ip"))?),
     };
@@ -230,7 +250,7 @@ pub fn parse_scrape(query: &[u8]) -> Result<ScrapeRequest, RequestError> {
                 "more than {MAX_SCRAPE_HASHES} info hashes"
             )));
         }
-        hashes.push(hash20(v, "info hash")?);
+        hashes.push(hash20(&v, "info hash")?);
     }
     Ok(ScrapeRequest {
         info_hashes: if hashes.is_empty() {
