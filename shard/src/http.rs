@@ -677,6 +677,27 @@ mod tests {
     }
 
     #[test]
+    fn parser_never_panics_on_random_bytes() {
+        let mut x = 0x1234_5678_9abc_def0u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let base = b"GET /announce?a=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        for _ in 0..20_000 {
+            let mut v = base.to_vec();
+            for _ in 0..(next() % 6) {
+                let i = (next() as usize) % v.len();
+                v[i] = next() as u8;
+            }
+            let cut = (next() as usize) % (v.len() + 1);
+            let _ = parse_one(&v[..cut], 8, peer());
+        }
+    }
+
+    #[test]
     fn writes_head_without_body() {
         let r = Response::new(200, "OK", "text/plain", b"hello".to_vec());
         let mut out = Vec::new();
