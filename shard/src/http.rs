@@ -78,8 +78,6 @@ pub struct Request {
     pub headers: Vec<(String, Vec<u8>)>,
     /// The connection's remote address.
     pub peer: SocketAddr,
-    /// The request line as received (for access logs).
-    pub request_line: String,
 }
 
 impl Request {
@@ -89,6 +87,19 @@ impl Request {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_slice())
+    }
+
+    /// The request line, rebuilt for access logs (only built when a log wants it).
+    pub fn request_line(&self) -> String {
+        let m = match self.method {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+        };
+        format!(
+            "{m} {} HTTP/1.{}",
+            String::from_utf8_lossy(&self.target),
+            self.minor_version
+        )
     }
 
     /// The target up to `?`.
@@ -614,12 +625,6 @@ fn parse_one(data: &[u8], max_headers: usize, peer: SocketAddr) -> Parsed {
         }
         hs.push((name, h.value.to_vec()));
     }
-    let request_line = format!(
-        "{} {} HTTP/1.{}",
-        req.method.unwrap_or("GET"),
-        req.path.unwrap_or("/"),
-        minor_version
-    );
     Parsed::Complete(
         Request {
             method,
@@ -627,7 +632,6 @@ fn parse_one(data: &[u8], max_headers: usize, peer: SocketAddr) -> Parsed {
             minor_version,
             headers: hs,
             peer,
-            request_line,
         },
         used,
         keep_alive,

@@ -93,18 +93,12 @@ fn to_request(
         .iter()
         .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
         .collect();
-    let request_line = format!(
-        "{} {} HTTP/1.{minor_version}",
-        req.method(),
-        String::from_utf8_lossy(&target)
-    );
     Some(Request {
         method,
         target,
         minor_version,
         headers,
         peer,
-        request_line,
     })
 }
 

@@ -542,7 +542,7 @@ impl http::Handler for Front {
             self.log.access(
                 &normalize(req.peer.ip()).to_string(),
                 gz,
-                &req.request_line,
+                &req.request_line(),
                 resp.status,
                 resp.body.len(),
                 req.header("referer").unwrap_or(b"-"),
@@ -561,7 +561,12 @@ impl Front {
                 return failure(400, "your IP is not allowed on this tracker");
             }
         }
-        let path = percent_decode(req.path(), 1024).unwrap_or_default();
+        let raw_path = req.path();
+        let path: std::borrow::Cow<'_, [u8]> = if raw_path.contains(&b'%') {
+            std::borrow::Cow::Owned(percent_decode(raw_path, 1024).unwrap_or_default())
+        } else {
+            std::borrow::Cow::Borrowed(raw_path)
+        };
         let path = path.strip_prefix(b"/").unwrap_or(&path);
         let c = &self.shared.config;
         match path {
