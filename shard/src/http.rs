@@ -75,18 +75,67 @@ pub struct Request {
     pub target: Vec<u8>,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub minor_version: u8,
-    pub headers: Vec<(String, Vec<u8>)>,
+    /// Header names and values, stored back to back in one buffer (two allocations per request
+    /// whatever the header count); see [`Request::header`] and [`Request::headers`].
+    header_bytes: Vec<u8>,
+    header_spans: Vec<HeaderSpan>,
     /// The connection's remote address.
     pub peer: SocketAddr,
 }
 
+/// Where one header's name and value are in `header_bytes`.
+#[derive(Debug, Clone, Copy)]
+struct HeaderSpan {
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
 impl Request {
-    /// The first header named `name` (lower-case), if any.
+    /// Builds a request (used by the parsers; header names are matched case-insensitively).
+    pub fn new<'h>(
+        method: Method,
+        target: Vec<u8>,
+        minor_version: u8,
+        peer: SocketAddr,
+        headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
+    ) -> Request {
+        let mut header_bytes = Vec::with_capacity(256);
+        let mut header_spans = Vec::new();
+        for (n, v) in headers {
+            let ns = header_bytes.len() as u32;
+            header_bytes.extend_from_slice(n);
+            let vs = header_bytes.len() as u32;
+            header_bytes.extend_from_slice(v);
+            header_spans.push(HeaderSpan {
+                name: (ns, vs),
+                value: (vs, header_bytes.len() as u32),
+            });
+        }
+        Request {
+            method,
+            target,
+            minor_version,
+            header_bytes,
+            header_spans,
+            peer,
+        }
+    }
+
+    /// All headers as (name, value), names as sent.
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.header_spans.iter().map(|h| {
+            (
+                &self.header_bytes[h.name.0 as usize..h.name.1 as usize],
+                &self.header_bytes[h.value.0 as usize..h.value.1 as usize],
+            )
+        })
+    }
+
+    /// The first header named `name` (any case), if any.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
     }
 
     /// The request line, rebuilt for access logs (only built when a log wants it).
@@ -125,7 +174,7 @@ pub struct Response {
     pub status: u16,
     pub reason: Cow<'static, str>,
     /// Extra headers besides Content-Length and Connection.
-    pub headers: Vec<(Cow<'static, str>, String)>,
+    pub headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
     pub body: Vec<u8>,
     /// Close the connection after this response.
     pub close: bool,
@@ -136,13 +185,13 @@ impl Response {
     pub fn new(
         status: u16,
         reason: impl Into<Cow<'static, str>>,
-        content_type: &str,
+        content_type: impl Into<Cow<'static, str>>,
         body: Vec<u8>,
     ) -> Self {
         Response {
             status,
             reason: reason.into(),
-            headers: vec![(Cow::Borrowed("Content-Type"), content_type.to_string())],
+            headers: vec![(Cow::Borrowed("Content-Type"), content_type.into())],
             body,
             close: false,
         }
@@ -152,7 +201,7 @@ impl Response {
     pub fn with_header(
         mut self,
         name: impl Into<Cow<'static, str>>,
-        value: impl Into<String>,
+        value: impl Into<Cow<'static, str>>,
     ) -> Self {
         self.headers.push((name.into(), value.into()));
         self
@@ -608,10 +657,8 @@ fn parse_one(data: &[u8], max_headers: usize, peer: SocketAddr) -> Parsed {
     let minor_version = req.version.unwrap_or(1);
     let target = req.path.unwrap_or("/").as_bytes().to_vec();
     let mut keep_alive = minor_version >= 1;
-    let mut hs = Vec::with_capacity(req.headers.len());
     for h in req.headers.iter() {
-        let name = h.name.to_ascii_lowercase();
-        if name == "connection" {
+        if h.name.eq_ignore_ascii_case("connection") {
             let v = h.value.to_ascii_lowercase();
             if v.windows(5).any(|w| w == b"close") {
                 keep_alive = false;
@@ -619,20 +666,16 @@ fn parse_one(data: &[u8], max_headers: usize, peer: SocketAddr) -> Parsed {
                 keep_alive = true;
             }
         }
-        if name == "content-length" && h.value != b"0" || name == "transfer-encoding" {
+        if (h.name.eq_ignore_ascii_case("content-length") && h.value != b"0")
+            || h.name.eq_ignore_ascii_case("transfer-encoding")
+        {
             // A GET with a body would desynchronise pipelining; refuse it.
             return bad(400, "Bad Request", "request bodies are not accepted\n");
         }
-        hs.push((name, h.value.to_vec()));
     }
+    let headers = req.headers.iter().map(|h| (h.name.as_bytes(), h.value));
     Parsed::Complete(
-        Request {
-            method,
-            target,
-            minor_version,
-            headers: hs,
-            peer,
-        },
+        Request::new(method, target, minor_version, peer, headers),
         used,
         keep_alive,
     )
