@@ -107,6 +107,8 @@ pub fn run(config: TrackerConfig) -> Result<(), TrackerError> {
         pin: true,
     };
     let shards = ShardPool::shard_count(&pool)?;
+    // Fail on a too-low `ulimit -l` before binding or touching the dfile.
+    cyclone_shard::memlock::io_memory_for(cyclone_shard::memlock::memlock_limit()?, shards)?;
     let loaded = match dfile::load(&config.dfile, config.anyone_may_override_ip())? {
         Loaded::Missing => DfileState::default(),
         Loaded::Ok(s) => {

@@ -497,3 +497,23 @@ fn favicon_redirect_and_log_file_with_hup() {
     );
     t.stop();
 }
+
+#[test]
+fn too_low_memlock_limit_is_explained() {
+    let dir = tempdir();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -l 64 && exec \"{BIN}\" --port 0 --bind 127.0.0.1 --dfile \"{}\"",
+            path_in(&dir, "d").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ulimit -l") && err.contains("64 KiB") && err.contains("512"),
+        "{err}"
+    );
+    assert!(!err.contains("listening on"), "fails before binding: {err}");
+}
