@@ -47,6 +47,12 @@ pub struct AnnounceRequest {
     pub trackerid: Option<Vec<u8>>,
     /// The `tracker` parameter: a tracker-to-tracker poll.
     pub tracker: bool,
+    /// The deprecated `scrape` parameter: add this torrent's counts to the response.
+    pub scrape: bool,
+    /// `seed_id` (see `--dedicated_seed_id`).
+    pub seed_id: Option<Vec<u8>>,
+    /// `check_seeded`: add `seeded` to the response.
+    pub check_seeded: bool,
 }
 
 /// A parsed scrape: `None` = full scrape.
@@ -233,6 +239,9 @@ pub fn parse_announce(query: &[u8]) -> Result<AnnounceRequest, RequestError> {
         requirecrypto: p.flag("requirecrypto"),
         trackerid: p.get("trackerid").map(|v| v.to_vec()),
         tracker: p.get("tracker").is_some(),
+        scrape: p.get("scrape").is_some(),
+        seed_id: p.get("seed_id").map(|v| v.to_vec()),
+        check_seeded: p.get("check_seeded").is_some(),
     })
 }
 

@@ -260,6 +260,9 @@ async fn shard_main(
         multitracker_reannounce_interval: c.multitracker_reannounce_interval,
         nat_check: c.nat_check,
         keep_dead: c.keep_dead,
+        allowed_controls: c.allowed_controls && c.allowed_dir.is_some() && c.allowed_list.is_none(),
+        dedicated_seed_id: (!c.dedicated_seed_id.is_empty())
+            .then(|| c.dedicated_seed_id.as_bytes().to_vec()),
     };
     let mut st = ShardState::new(swarm_config, shared.now());
     st.ip_filter = shared.ip_filter.clone();

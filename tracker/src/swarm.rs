@@ -116,6 +116,10 @@ pub struct SwarmConfig {
     pub multitracker_reannounce_interval: u64,
     pub nat_check: u32,
     pub keep_dead: bool,
+    /// Honour `failure reason`/`warning message` of allowed .torrent files (allowed_dir only).
+    pub allowed_controls: bool,
+    /// `dedicated_seed_id`: an announce with this `seed_id` and left=0 marks the torrent seeded.
+    pub dedicated_seed_id: Option<Vec<u8>>,
 }
 
 /// The set of torrents this tracker serves, when restricted (allowed_dir / allowed_list).
@@ -128,6 +132,8 @@ pub struct AllowedSet {
     pub sizes: HashMap<InfoHash, u64>,
     /// The .torrent file (full path, file name) per hash (from allowed_dir), for `/file`.
     pub files: HashMap<InfoHash, (std::path::PathBuf, String)>,
+    /// `failure reason` / `warning message` found at the top level of allowed .torrent files.
+    pub controls: HashMap<InfoHash, (Option<String>, Option<String>)>,
 }
 
 /// An announce as the owning shard receives it: the parsed request plus what the front shard
@@ -169,6 +175,8 @@ pub struct ShardState {
     nat_queue: Vec<NatJob>,
     /// Peers with a NAT check in flight.
     nat_in_flight: HashSet<(InfoHash, PeerId)>,
+    /// Torrents a dedicated seed announced as complete (`dedicated_seed_id`).
+    seeded: HashSet<InfoHash>,
 }
 
 impl ShardState {
@@ -182,6 +190,7 @@ impl ShardState {
             prev_sweep: now,
             nat_queue: Vec::new(),
             nat_in_flight: HashSet::new(),
+            seeded: HashSet::new(),
         }
     }
 
@@ -196,6 +205,19 @@ impl ShardState {
             return Err(RequestError::NotAuthorized200(
                 "Requested download is not authorized for use with this tracker.".to_string(),
             ));
+        }
+        let (control_failure, warning) = match (&self.allowed, self.config.allowed_controls) {
+            (Some(a), true) => a.controls.get(&req.info_hash).cloned().unwrap_or_default(),
+            _ => (None, None),
+        };
+        if let Some(reason) = control_failure {
+            return Err(RequestError::NotAuthorized200(reason));
+        }
+        if let (Some(id), Some(given)) = (&self.config.dedicated_seed_id, &req.seed_id) {
+            // bttrack 0.3.18 compared the string `left` with 0, so this never matched (bug).
+            if id == given && req.left == 0 {
+                self.seeded.insert(req.info_hash);
+            }
         }
         let rsize = req.numwant.map_or(self.config.response_size, |n| {
             n.min(self.config.response_size)
@@ -288,6 +310,17 @@ impl ShardState {
         } else {
             self.config.reannounce_interval
         };
+        let extras = Extras {
+            scrape: req.scrape.then(|| SwarmCounts {
+                complete: swarm.seeds as u64,
+                incomplete: swarm.leechers() as u64,
+                downloaded: self.completed.get(&req.info_hash).copied().unwrap_or(0),
+            }),
+            seeded: req
+                .check_seeded
+                .then(|| self.seeded.contains(&req.info_hash)),
+            warning,
+        };
         let mut out = Vec::with_capacity(64 + rsize * 8);
         write_response(
             &mut out,
@@ -296,6 +329,7 @@ impl ShardState {
             rsize,
             interval,
             self.config.min_interval,
+            &extras,
         );
         Ok(out)
     }
@@ -442,6 +476,16 @@ fn authenticated(p: &Peer, req: &AnnounceRequest, conn_ip: IpAddr) -> bool {
     }
 }
 
+/// Optional keys of an announce response.
+struct Extras {
+    /// The deprecated `scrape` parameter: counts of this torrent.
+    scrape: Option<SwarmCounts>,
+    /// `check_seeded`: whether a dedicated seed flagged the torrent.
+    seeded: Option<bool>,
+    /// `warning message` from the allowed .torrent (allowed_controls).
+    warning: Option<String>,
+}
+
 /// Writes the bencoded announce response (keys in sorted order).
 fn write_response(
     out: &mut Vec<u8>,
@@ -450,6 +494,7 @@ fn write_response(
     rsize: usize,
     interval: u64,
     min_interval: u64,
+    extras: &Extras,
 ) {
     let crypto_flags = req.compact && (req.supportcrypto || req.requirecrypto);
     out.push(b'd');
@@ -545,6 +590,25 @@ fn write_response(
         }
         out.push(b'e');
     }
+    if let Some(c) = extras.scrape {
+        write_bytes(out, b"scrape");
+        out.push(b'd');
+        write_bytes(out, b"complete");
+        write_int(out, c.complete as i64);
+        write_bytes(out, b"downloaded");
+        write_int(out, c.downloaded as i64);
+        write_bytes(out, b"incomplete");
+        write_int(out, c.incomplete as i64);
+        out.push(b'e');
+    }
+    if let Some(seeded) = extras.seeded {
+        write_bytes(out, b"seeded");
+        write_int(out, i64::from(seeded));
+    }
+    if let Some(w) = &extras.warning {
+        write_bytes(out, b"warning message");
+        write_bytes(out, w.as_bytes());
+    }
     out.push(b'e');
 }
 
@@ -561,6 +625,8 @@ mod tests {
             multitracker_reannounce_interval: 120,
             nat_check: 3,
             keep_dead: false,
+            allowed_controls: false,
+            dedicated_seed_id: None,
         }
     }
 
@@ -582,6 +648,9 @@ mod tests {
             requirecrypto: false,
             trackerid: None,
             tracker: false,
+            scrape: false,
+            seed_id: None,
+            check_seeded: false,
         }
     }
 
@@ -781,6 +850,44 @@ mod tests {
             .as_list()
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn scrape_param_seeded_flag_and_allowed_controls() {
+        let mut c = config();
+        c.dedicated_seed_id = Some(b"box1".to_vec());
+        c.allowed_controls = true;
+        let mut s = ShardState::new(c, 1);
+        let mut allowed = AllowedSet::default();
+        allowed.hashes.insert([7; 20]);
+        allowed.hashes.insert([8; 20]);
+        allowed
+            .controls
+            .insert([7; 20], (None, Some("be nice".to_string())));
+        allowed
+            .controls
+            .insert([8; 20], (Some("closed for maintenance".to_string()), None));
+        s.allowed = Some(Arc::new(allowed));
+        let mut r = req(1, 0, Event::Started);
+        r.seed_id = Some(b"box1".to_vec());
+        s.announce(&work(r, [127, 0, 0, 1], 1)).unwrap();
+        let mut r = req(2, 10, Event::Started);
+        r.scrape = true;
+        r.check_seeded = true;
+        let body = s.announce(&work(r, [127, 0, 0, 2], 1)).unwrap();
+        let v = bencode::decode(&body).expect("canonical response");
+        let sc = v.get(b"scrape").unwrap();
+        assert_eq!(sc.get(b"complete").unwrap().as_int(), Some(1));
+        assert_eq!(sc.get(b"incomplete").unwrap().as_int(), Some(1));
+        assert_eq!(v.get(b"seeded").unwrap().as_int(), Some(1));
+        assert_eq!(v.get(b"warning message").unwrap().as_str(), Some("be nice"));
+        let mut r = req(3, 10, Event::Started);
+        r.info_hash = [8; 20];
+        let e = s.announce(&work(r, [127, 0, 0, 3], 1)).unwrap_err();
+        assert_eq!(
+            e,
+            RequestError::NotAuthorized200("closed for maintenance".to_string())
+        );
     }
 
     #[test]
