@@ -1,1 +1,26 @@
-//! Placeholder: filled in by the engine issue.
+//! cyclone-engine: the BitTorrent client engine.
+//!
+//! This crate currently holds the engine's *pure core*: everything that decides what to do with a
+//! peer, a piece or a byte, without sockets, files or an executor. Every module here takes its
+//! inputs (bytes, snapshots, a clock reading, a seeded RNG) as arguments and returns decisions, so
+//! it is unit-tested and fuzzed without I/O. The shard runtime (glommio) drives these modules; see
+//! `docs-engine-architecture.md` at the repository root of this branch for the whole design.
+//!
+//! Module map:
+//! - [`bitfield`]: the have-bitfield (MSB-first, strict spare bits).
+//! - [`wire`]: peer wire protocol codec (BEP 3, BEP 6 fast, BEP 10 envelope), incremental decoder.
+//! - [`piece_map`]: piece/offset -> file spans; piece and block geometry.
+//! - [`blocks`]: per-piece 16 KiB block accounting for partially downloaded pieces.
+//! - [`picker`]: BitTornado's piece picker (random first, rarest first within priority classes).
+//! - [`requester`]: per-peer request pipelines, endgame and the cancels it implies.
+//! - [`choker`]: BitTornado's choker (rechoke, optimistic rotation, snubbing, seeding order).
+//! - [`rate`]: rate measurement and token-bucket limiting with an injected clock.
+
+pub mod bitfield;
+pub mod blocks;
+pub mod choker;
+pub mod picker;
+pub mod piece_map;
+pub mod rate;
+pub mod requester;
+pub mod wire;
