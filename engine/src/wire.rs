@@ -1082,7 +1082,7 @@ mod tests {
         let mut d = decoder(10);
         let cap = d.capacity();
         assert!(cap >= 4 + 9 + DEFAULT_MAX_BLOCK_LENGTH as usize);
-        assert!(cap <= 4 + 2 + DEFAULT_MAX_EXTENDED_LENGTH as usize);
+        assert_eq!(cap, 4 + 9 + DEFAULT_MAX_BLOCK_LENGTH as usize);
         // Feed a valid piece header claiming the biggest block, then more than capacity.
         let mut hdr = (9 + DEFAULT_MAX_BLOCK_LENGTH).to_be_bytes().to_vec();
         hdr.extend_from_slice(&[id::PIECE, 0, 0, 0, 0, 0, 0, 0, 0]);
