@@ -248,12 +248,17 @@ mod tests {
             (idle / busy - 2.0 / 3.0).abs() < 0.01,
             "busy {busy} idle {idle}"
         );
-        // Polled every second (as the shard tick does), a silent peer falls to zero within a window.
+        // Polled every second (as the shard tick does).
         let mut gone = idle;
         for i in 41..=80 {
             gone = m.rate(secs(t0, i as f64));
         }
-        assert!(gone < 1.0, "{gone}");
+        // Each idle second multiplies the rate by window / (window + 1 s): a geometric decay.
+        let expected = idle * (20.0f64 / 21.0).powi(40);
+        assert!(
+            (gone - expected).abs() < expected * 0.01,
+            "{gone} vs {expected}"
+        );
     }
 
     #[test]
