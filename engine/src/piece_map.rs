@@ -169,7 +169,7 @@ impl PieceMap {
     /// Which of our blocks `req` is, if it is exactly one of them (aligned, full length). Data from a
     /// peer that does not match a block we would have requested is refused by the caller.
     pub fn block_index(&self, req: &BlockRequest) -> Option<u32> {
-        if req.piece >= self.piece_count || req.begin % BLOCK_SIZE != 0 {
+        if req.piece >= self.piece_count || !req.begin.is_multiple_of(BLOCK_SIZE) {
             return None;
         }
         let block = req.begin / BLOCK_SIZE;
