@@ -16,6 +16,7 @@
 //! - [`choker`]: BitTornado's choker (rechoke, optimistic rotation, snubbing, seeding order).
 //! - [`rate`]: rate measurement and token-bucket limiting with an injected clock.
 
+pub mod bad_data;
 pub mod bitfield;
 pub mod blocks;
 pub mod choker;
