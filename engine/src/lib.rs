@@ -15,6 +15,7 @@
 //! - [`requester`]: per-peer request pipelines, endgame and the cancels it implies.
 //! - [`choker`]: BitTornado's choker (rechoke, optimistic rotation, snubbing, seeding order).
 //! - [`rate`]: rate measurement and token-bucket limiting with an injected clock.
+//! - [`bad_data`]: blame for pieces failing their hash check; BitTornado's kick and ban rules.
 
 pub mod bad_data;
 pub mod bitfield;
