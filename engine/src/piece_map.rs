@@ -16,10 +16,10 @@ use thiserror::Error;
 
 /// The request size cyclone uses (`download_slice_size`, 2^14), and the block unit of accounting.
 pub const BLOCK_SIZE: u32 = 1 << 14;
-/// Largest piece length accepted: 256 MiB, i.e. at most 16384 blocks per piece.
-pub const MAX_PIECE_LENGTH: u64 = 1 << 28;
-/// Largest number of files accepted in one torrent.
-pub const MAX_FILE_COUNT: usize = 1 << 20;
+/// Largest piece length accepted: the metainfo limit (512 MiB, at most 32768 blocks per piece).
+pub const MAX_PIECE_LENGTH: u64 = cyclone_metainfo::MAX_PIECE_LENGTH;
+/// Largest number of files accepted in one torrent: the metainfo limit.
+pub const MAX_FILE_COUNT: usize = cyclone_metainfo::MAX_FILES;
 
 /// Why a geometry or a block address was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -36,6 +36,8 @@ pub enum PieceMapError {
     TooManyPieces(u64),
     #[error("piece {piece} does not exist (torrent has {piece_count})")]
     PieceOutOfRange { piece: u32, piece_count: u32 },
+    #[error("metainfo lists {listed} piece hashes but its files need {needed} pieces")]
+    PieceHashCount { listed: usize, needed: u32 },
     #[error("block {begin}+{length} is not inside piece {piece} of {piece_size} bytes")]
     BlockOutsidePiece {
         piece: u32,
@@ -103,6 +105,19 @@ impl PieceMap {
             piece_count: pieces as u32,
             files,
         })
+    }
+
+    /// The map of a parsed torrent; also checks that the piece hashes match the files' total length.
+    pub fn from_info(info: &cyclone_metainfo::Info) -> Result<Self, PieceMapError> {
+        let lengths: Vec<u64> = info.files.iter().map(|f| f.length).collect();
+        let map = Self::new(info.piece_length, &lengths)?;
+        if info.pieces.len() != map.piece_count as usize {
+            return Err(PieceMapError::PieceHashCount {
+                listed: info.pieces.len(),
+                needed: map.piece_count,
+            });
+        }
+        Ok(map)
     }
 
     pub fn piece_length(&self) -> u64 {
@@ -311,6 +326,48 @@ mod tests {
             PieceMap::new(1, &[MAX_PIECE_COUNT as u64 + 1]),
             Err(PieceMapError::TooManyPieces(_))
         ));
+    }
+
+    #[test]
+    fn from_a_real_metainfo() {
+        use cyclone_metainfo::bencode::Owned;
+        let build = |hashes: usize| {
+            let mut file_a = Owned::dict();
+            file_a.insert("length", 30000i64);
+            file_a.insert("path", Owned::List(vec!["a".into()]));
+            let mut file_b = Owned::dict();
+            file_b.insert("length", 20000i64);
+            file_b.insert("path", Owned::List(vec!["b".into()]));
+            let mut info = Owned::dict();
+            info.insert("files", Owned::List(vec![file_a, file_b]));
+            info.insert("name", "t");
+            info.insert("piece length", 32768i64);
+            info.insert("pieces", vec![0u8; 20 * hashes]);
+            let mut top = Owned::dict();
+            top.insert("info", info);
+            cyclone_metainfo::Metainfo::from_bytes(&top.encode()).unwrap()
+        };
+        let m = PieceMap::from_info(&build(2).info).unwrap();
+        assert_eq!(
+            (m.piece_count(), m.file_count(), m.total_length()),
+            (2, 2, 50000)
+        );
+        let spans: Vec<_> = m
+            .piece_spans(0)
+            .unwrap()
+            .map(|s| (s.file_index, s.length))
+            .collect();
+        assert_eq!(spans, vec![(0, 30000), (1, 2768)]);
+        // An Info built by hand with the wrong number of hashes is refused.
+        let mut info = build(2).info;
+        info.pieces.push([0; 20]);
+        assert_eq!(
+            PieceMap::from_info(&info).unwrap_err(),
+            PieceMapError::PieceHashCount {
+                listed: 3,
+                needed: 2
+            }
+        );
     }
 
     #[test]
