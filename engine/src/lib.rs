@@ -9,6 +9,7 @@
 //! Module map:
 //! - [`bitfield`]: the have-bitfield (MSB-first, strict spare bits).
 //! - [`wire`]: peer wire protocol codec (BEP 3, BEP 6 fast, BEP 10 envelope), incremental decoder.
+//! - [`extension`]: the BEP 10 extension handshake dictionary.
 //! - [`piece_map`]: piece/offset -> file spans; piece and block geometry.
 //! - [`blocks`]: per-piece 16 KiB block accounting for partially downloaded pieces.
 //! - [`picker`]: BitTornado's piece picker (random first, rarest first within priority classes).
@@ -21,6 +22,7 @@ pub mod bad_data;
 pub mod bitfield;
 pub mod blocks;
 pub mod choker;
+pub mod extension;
 pub mod picker;
 pub mod piece_map;
 pub mod rate;

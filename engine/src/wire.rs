@@ -229,8 +229,8 @@ impl Block<'_> {
 
 /// A BEP 10 extended message: the extended id (0 = extension handshake) and its raw payload.
 ///
-/// The payload is kept as bytes here; the extension handshake dict is decoded with
-/// `cyclone_metainfo::bencode` by the layer that understands it.
+/// The payload is kept as bytes here (framing stays allocation-free); the extension handshake
+/// (id 0) is decoded by [`crate::extension::ExtensionHandshake::decode`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Extended<'a> {
     pub id: u8,
