@@ -1095,6 +1095,104 @@ mod tests {
         assert!(d.room() > 0);
     }
 
+    fn random_message(rng: &mut fastrand::Rng, pieces: u32, first: bool) -> Message<'static> {
+        static DATA: [u8; 300] = [0xab; 300];
+        let r = BlockRequest {
+            piece: rng.u32(0..pieces),
+            begin: rng.u32(0..1 << 20),
+            length: rng.u32(1..=DEFAULT_MAX_BLOCK_LENGTH),
+        };
+        match rng.u8(0..17) {
+            0 if first => {
+                let mut b = Bitfield::new(pieces).unwrap();
+                for i in 0..pieces {
+                    if rng.bool() {
+                        b.set(i);
+                    }
+                }
+                Message::Bitfield(b)
+            }
+            1 if first => Message::HaveAll,
+            2 if first => Message::HaveNone,
+            3 => Message::Choke,
+            4 => Message::Unchoke,
+            5 => Message::Interested,
+            6 => Message::NotInterested,
+            7 => Message::Have(rng.u32(0..pieces)),
+            8 => Message::Request(r),
+            9 => Message::Cancel(r),
+            10 => Message::Reject(r),
+            11 => Message::Piece(Block {
+                piece: r.piece,
+                begin: r.begin,
+                data: &DATA[..rng.usize(1..300)],
+            }),
+            12 => Message::Suggest(rng.u32(0..pieces)),
+            13 => Message::AllowedFast(rng.u32(0..pieces)),
+            14 => Message::Port(rng.u16(..)),
+            15 => Message::Extended(Extended {
+                id: rng.u8(..),
+                payload: &DATA[..rng.usize(0..300)],
+            }),
+            _ => Message::KeepAlive,
+        }
+    }
+
+    /// Random valid streams, lightly corrupted and fed in random chunk sizes: the decoder never
+    /// panics, never holds more than its capacity, and yields exactly the encoded messages up to the
+    /// first corrupted frame.
+    #[test]
+    fn corrupted_streams_never_panic() {
+        let mut rng = fastrand::Rng::with_seed(42);
+        let mut decoded_total = 0usize;
+        let mut errors = 0usize;
+        for _ in 0..3000 {
+            let pieces = rng.u32(1..2000);
+            let msgs: Vec<Message<'static>> = (0..rng.usize(1..20))
+                .map(|i| random_message(&mut rng, pieces, i == 0))
+                .collect();
+            let mut stream = Vec::new();
+            for m in &msgs {
+                m.encode_into(&mut stream);
+            }
+            let corrupt = rng.u8(0..4) == 0;
+            if corrupt {
+                for _ in 0..rng.usize(1..4) {
+                    let k = rng.usize(..stream.len());
+                    stream[k] = rng.u8(..);
+                }
+            }
+            let mut d = decoder(pieces);
+            let mut got = Vec::new();
+            let mut rest = &stream[..];
+            let mut failed = false;
+            'feed: while !rest.is_empty() {
+                let n = d.feed(&rest[..rng.usize(1..=rest.len().min(5000))]);
+                assert!(d.buffered() <= d.capacity());
+                rest = &rest[n..];
+                loop {
+                    match d.next_message() {
+                        Ok(Some(m)) => got.push(format!("{m:?}")),
+                        Ok(None) => break,
+                        Err(_) => {
+                            failed = true;
+                            break 'feed;
+                        }
+                    }
+                }
+            }
+            decoded_total += got.len();
+            errors += failed as usize;
+            if !corrupt {
+                assert!(!failed);
+                let want: Vec<_> = msgs.iter().map(|m| format!("{m:?}")).collect();
+                assert_eq!(got, want);
+            }
+        }
+        assert!(decoded_total > 10_000, "{decoded_total}");
+        assert!(errors > 100, "{errors}");
+    }
+
     #[test]
     fn capacity_tracks_bitfield_size() {
         let d = decoder(1_000_000);
