@@ -4,7 +4,7 @@
 //! peer, a piece or a byte, without sockets, files or an executor. Every module here takes its
 //! inputs (bytes, snapshots, a clock reading, a seeded RNG) as arguments and returns decisions, so
 //! it is unit-tested and fuzzed without I/O. The shard runtime (glommio) drives these modules; see
-//! `docs-engine-architecture.md` at the repository root of this branch for the whole design.
+//! `docs-engine-architecture.md` at the repository root for the whole design.
 //!
 //! Module map:
 //! - [`bitfield`]: the have-bitfield (MSB-first, strict spare bits).
@@ -14,10 +14,13 @@
 //! - [`blocks`]: per-piece 16 KiB block accounting for partially downloaded pieces.
 //! - [`picker`]: BitTornado's piece picker (random first, rarest first within priority classes).
 //! - [`requester`]: per-peer request pipelines, endgame and the cancels it implies.
+//! - [`upload`]: per-peer queue of blocks requested from us, with BitTornado's and BEP 6's rules.
+//! - [`allowed_fast`]: the BEP 6 canonical allowed-fast set.
 //! - [`choker`]: BitTornado's choker (rechoke, optimistic rotation, snubbing, seeding order).
 //! - [`rate`]: rate measurement and token-bucket limiting with an injected clock.
 //! - [`bad_data`]: blame for pieces failing their hash check; BitTornado's kick and ban rules.
 
+pub mod allowed_fast;
 pub mod bad_data;
 pub mod bitfield;
 pub mod blocks;
@@ -27,4 +30,5 @@ pub mod picker;
 pub mod piece_map;
 pub mod rate;
 pub mod requester;
+pub mod upload;
 pub mod wire;

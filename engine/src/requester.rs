@@ -16,12 +16,14 @@
 //!   blocks already requested from others (shuffled). When a block arrives, every other peer that has
 //!   it outstanding gets a cancel. Endgame ends when all peers are gone.
 //! - A snubbed peer's requests are cancelled and returned to the pool.
+//! - While a fast peer chokes us, only its ALLOWED_FAST pieces are requested (BEP 6).
 //! - A piece that fails its hash check goes back to the pool (bumped in the picker) and the caller is
 //!   told who sent it, for [`crate::bad_data`].
 //!
 //! Interest: for each peer the requester counts the pieces it has that we want, so "are we interested
 //! in this peer?" is O(1) after every event.
 
+use crate::allowed_fast::MAX_ALLOWED_FAST_SET_SIZE;
 use crate::bitfield::Bitfield;
 use crate::blocks::PartialPiece;
 use crate::picker::{PickerConfig, PiecePicker, Priority};
@@ -77,6 +79,8 @@ struct PeerState {
     outstanding: Vec<BlockRequest>,
     /// Pieces the peer has that we want.
     interesting: u32,
+    /// BEP 6 ALLOWED_FAST pieces: requestable while the peer chokes us.
+    allowed_fast: Vec<u32>,
 }
 
 /// What became of a received block.
@@ -169,6 +173,7 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
                 fast,
                 outstanding: Vec::new(),
                 interesting: 0,
+                allowed_fast: Vec::new(),
             },
         );
         Ok(())
@@ -311,6 +316,21 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
         true
     }
 
+    /// BEP 6 ALLOWED_FAST: the peer lets us request `piece` while it chokes us. At most
+    /// [`MAX_ALLOWED_FAST_SET_SIZE`] are remembered per peer; duplicates and out-of-range indices are
+    /// ignored.
+    pub fn peer_allowed_fast(&mut self, key: K, piece: u32) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if piece < self.map.piece_count()
+            && peer.allowed_fast.len() < MAX_ALLOWED_FAST_SET_SIZE
+            && !peer.allowed_fast.contains(&piece)
+        {
+            peer.allowed_fast.push(piece);
+        }
+    }
+
     /// The peer is snubbed: returns its requests, to be cancelled, and puts them back in the pool.
     pub fn peer_snubbed(&mut self, key: K) -> Vec<BlockRequest> {
         let Some(peer) = self.peers.get_mut(&key) else {
@@ -344,10 +364,34 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
             return out;
         };
         // Uninteresting peers have nothing for us (and would cost an endgame scan).
-        if peer.choking_us || peer.interesting == 0 {
+        if peer.interesting == 0 {
             return out;
         }
         let (map, partial, picker) = (&self.map, &mut self.partial, &mut self.picker);
+        if peer.choking_us {
+            // Choked: only allowed-fast pieces, no endgame.
+            for &piece in &peer.allowed_fast {
+                if !peer.has.get(piece) || !picker.wants(piece) {
+                    continue;
+                }
+                let pp = partial
+                    .entry(piece)
+                    .or_insert_with(|| PartialPiece::new(map.block_count(piece)));
+                while peer.outstanding.len() < depth {
+                    let Some(block) = pp.request_free() else {
+                        break;
+                    };
+                    picker.requested(piece);
+                    let req = map.block(piece, block);
+                    peer.outstanding.push(req);
+                    out.push(req);
+                }
+                if pp.is_untouched() {
+                    partial.remove(&piece);
+                }
+            }
+            return out;
+        }
         while peer.outstanding.len() < depth {
             let has_free = |p: u32| partial.get(&p).is_none_or(|pp| pp.free() > 0);
             let Some(piece) = picker.next(&peer.has, has_free, complete_first) else {
@@ -656,6 +700,24 @@ mod tests {
     }
 
     #[test]
+    fn allowed_fast_pieces_while_choked() {
+        let mut r = requester(32768, 32768 * 4);
+        r.add_peer(1, true).unwrap();
+        r.peer_have_all(1);
+        assert!(r.fill(1, 10).is_empty(), "choked, nothing allowed");
+        r.peer_allowed_fast(1, 2);
+        r.peer_allowed_fast(1, 2);
+        r.peer_allowed_fast(1, 99);
+        let reqs = r.fill(1, 10);
+        assert_eq!(reqs.len(), 2);
+        assert!(reqs.iter().all(|q| q.piece == 2));
+        assert!(!r.in_endgame());
+        r.check_invariants();
+        assert!(r.fill(1, 10).is_empty(), "allowed piece fully requested");
+        r.check_invariants();
+    }
+
+    #[test]
     fn endgame_duplicates_and_cancels() {
         // One piece of 2 blocks.
         let mut r = requester(32768, 32768);
@@ -796,6 +858,7 @@ mod tests {
                     }
                     1 => {
                         r.peer_snubbed(k);
+                        r.peer_allowed_fast(k, rng.u32(0..n));
                     }
                     2 => r.peer_have(k, rng.u32(0..n)),
                     3 => {
