@@ -113,15 +113,15 @@ impl Reserved {
     /// What cyclone advertises: BEP 6 fast and BEP 10 extension protocol.
     pub const CYCLONE: Reserved = Reserved([0, 0, 0, 0, 0, 0x10, 0, 0x04]);
 
-    /// BEP 6 fast extension: reserved[7] & 0x04.
+    /// BEP 6 fast extension: `reserved[7] & 0x04`.
     pub fn fast(self) -> bool {
         self.0[7] & 0x04 != 0
     }
-    /// BEP 10 extension protocol: reserved[5] & 0x10.
+    /// BEP 10 extension protocol: `reserved[5] & 0x10`.
     pub fn extension_protocol(self) -> bool {
         self.0[5] & 0x10 != 0
     }
-    /// BEP 5 DHT: reserved[7] & 0x01.
+    /// BEP 5 DHT: `reserved[7] & 0x01`.
     pub fn dht(self) -> bool {
         self.0[7] & 0x01 != 0
     }
