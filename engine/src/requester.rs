@@ -102,6 +102,9 @@ pub struct Requester<K> {
     partial: HashMap<u32, PartialPiece<K>>,
     peers: HashMap<K, PeerState>,
     endgame: bool,
+    /// Unrequested blocks of wanted pieces: endgame starts when this reaches 0. Kept exact by every
+    /// mutation (checked by `check_invariants`) so the endgame test is O(1).
+    free_blocks: u64,
     rng: fastrand::Rng,
 }
 
@@ -109,12 +112,16 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
     /// A requester for a torrent with nothing downloaded. `seed` makes every random choice replayable.
     pub fn new(map: PieceMap, config: PickerConfig, seed: u64) -> Self {
         let picker = PiecePicker::new(map.piece_count(), config, seed);
+        let free_blocks = (0..map.piece_count())
+            .map(|p| map.block_count(p) as u64)
+            .sum();
         Requester {
             map,
             picker,
             partial: HashMap::new(),
             peers: HashMap::new(),
             endgame: false,
+            free_blocks,
             rng: fastrand::Rng::with_seed(seed ^ 0x9e37_79b9_7f4a_7c15),
         }
     }
@@ -136,12 +143,34 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
         self.partial.len()
     }
 
+    /// Unrequested blocks of wanted pieces.
+    pub fn free_blocks(&self) -> u64 {
+        self.free_blocks
+    }
+
+    /// This piece's share of `free_blocks`.
+    fn free_in(&self, piece: u32) -> u64 {
+        if !self.picker.wants(piece) {
+            0
+        } else if let Some(pp) = self.partial.get(&piece) {
+            pp.free() as u64
+        } else {
+            self.map.block_count(piece) as u64
+        }
+    }
+
     /// Marks a piece we already hold (resume data, recheck) before downloading starts.
     pub fn mark_have(&mut self, piece: u32) {
         assert!(
             !self.partial.contains_key(&piece),
             "mark_have on a piece in flight"
         );
+        self.free_blocks -= self.free_in(piece);
+        self.complete_piece(piece);
+    }
+
+    /// Records `piece` as held and updates interest counts.
+    fn complete_piece(&mut self, piece: u32) {
         if self.picker.have().get(piece) {
             return;
         }
@@ -185,7 +214,13 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
             return;
         };
         for req in &peer.outstanding {
-            release(&self.map, &mut self.partial, &mut self.picker, req);
+            release(
+                &self.map,
+                &mut self.partial,
+                &mut self.picker,
+                &mut self.free_blocks,
+                req,
+            );
         }
         if peer.counted_as_seed {
             self.picker.lost_seed();
@@ -298,7 +333,13 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
         }
         let lost = std::mem::take(&mut peer.outstanding);
         for req in &lost {
-            release(&self.map, &mut self.partial, &mut self.picker, req);
+            release(
+                &self.map,
+                &mut self.partial,
+                &mut self.picker,
+                &mut self.free_blocks,
+                req,
+            );
         }
         lost
     }
@@ -312,7 +353,13 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
             return false;
         };
         peer.outstanding.remove(i);
-        release(&self.map, &mut self.partial, &mut self.picker, req);
+        release(
+            &self.map,
+            &mut self.partial,
+            &mut self.picker,
+            &mut self.free_blocks,
+            req,
+        );
         true
     }
 
@@ -338,7 +385,13 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
         };
         let cancel = std::mem::take(&mut peer.outstanding);
         for req in &cancel {
-            release(&self.map, &mut self.partial, &mut self.picker, req);
+            release(
+                &self.map,
+                &mut self.partial,
+                &mut self.picker,
+                &mut self.free_blocks,
+                req,
+            );
         }
         cancel
     }
@@ -347,12 +400,6 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
     fn too_many_partials(&self) -> bool {
         let dirty = self.partial.values().filter(|p| p.received() > 0).count();
         dirty > self.peers.len() / 2
-    }
-
-    /// Whether no wanted block is left unrequested.
-    fn all_requested(&self) -> bool {
-        (0..self.map.piece_count())
-            .all(|p| !self.picker.wants(p) || self.partial.get(&p).is_some_and(|pp| pp.free() == 0))
     }
 
     /// New requests to send to the peer so that it has up to `depth` outstanding.
@@ -367,7 +414,12 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
         if peer.interesting == 0 {
             return out;
         }
-        let (map, partial, picker) = (&self.map, &mut self.partial, &mut self.picker);
+        let (map, partial, picker, free_blocks) = (
+            &self.map,
+            &mut self.partial,
+            &mut self.picker,
+            &mut self.free_blocks,
+        );
         if peer.choking_us {
             // Choked: only allowed-fast pieces, no endgame.
             for &piece in &peer.allowed_fast {
@@ -381,6 +433,7 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
                     let Some(block) = pp.request_free() else {
                         break;
                     };
+                    *free_blocks -= 1;
                     picker.requested(piece);
                     let req = map.block(piece, block);
                     peer.outstanding.push(req);
@@ -405,12 +458,13 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
                 let Some(block) = pp.request_free() else {
                     break;
                 };
+                *free_blocks -= 1;
                 let req = map.block(piece, block);
                 peer.outstanding.push(req);
                 out.push(req);
             }
         }
-        if peer.outstanding.len() < depth && !self.endgame && self.all_requested() {
+        if peer.outstanding.len() < depth && !self.endgame && self.free_blocks == 0 {
             self.endgame = true;
         }
         if self.endgame {
@@ -498,10 +552,12 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
         };
         assert!(pp.is_complete(), "verified a piece with missing blocks");
         let senders = pp.senders();
+        // All blocks were received, so the piece contributed nothing to `free_blocks`.
         if passed {
-            self.mark_have(piece);
+            self.complete_piece(piece);
         } else {
             self.picker.bump(piece);
+            self.free_blocks += self.free_in(piece);
         }
         senders
     }
@@ -513,6 +569,7 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
         let mut cancels = Vec::new();
         for (piece, &prio) in priorities.iter().enumerate() {
             let piece = piece as u32;
+            let free_before = self.free_in(piece);
             let wanted_before = self.picker.wants(piece);
             self.picker.set_priority(piece, prio);
             let wanted_after = self.picker.wants(piece);
@@ -548,6 +605,7 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
                     }
                 }
             }
+            self.free_blocks = self.free_blocks - free_before + self.free_in(piece);
         }
         cancels
     }
@@ -581,6 +639,8 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
             }
         }
         assert!(asked.is_empty(), "outstanding without partial piece");
+        let free: u64 = (0..self.map.piece_count()).map(|p| self.free_in(p)).sum();
+        assert_eq!(free, self.free_blocks, "free block count");
     }
 }
 
@@ -589,6 +649,7 @@ fn release<K: Copy + Eq>(
     map: &PieceMap,
     partial: &mut HashMap<u32, PartialPiece<K>>,
     picker: &mut PiecePicker,
+    free_blocks: &mut u64,
     req: &BlockRequest,
 ) {
     let Some(block) = map.block_index(req) else {
@@ -597,7 +658,9 @@ fn release<K: Copy + Eq>(
     let Some(pp) = partial.get_mut(&req.piece) else {
         return;
     };
-    pp.release(block);
+    if pp.release(block) && picker.wants(req.piece) {
+        *free_blocks += 1;
+    }
     if pp.is_untouched() {
         partial.remove(&req.piece);
         picker.unstarted(req.piece);
@@ -828,9 +891,11 @@ mod tests {
     /// Random peers, events and deliveries: invariants hold and the torrent completes.
     #[test]
     fn random_swarm_completes() {
+        let mut priority_changes = 0;
+        let mut endgames = 0;
         for seed in 0..20u64 {
             let mut rng = fastrand::Rng::with_seed(seed);
-            let map = PieceMap::new(32768, &[rng.u64(1..400_000)]).unwrap();
+            let map = PieceMap::new(32768, &[rng.u64(1..2_000_000)]).unwrap();
             let n = map.piece_count();
             let mut r: Requester<u32> = Requester::new(map, PickerConfig::default(), seed);
             for k in 0..5u32 {
@@ -847,9 +912,17 @@ mod tests {
                     r.peer_bitfield(k, b).unwrap();
                 }
             }
-            for _step in 0..5000 {
+            for step in 0..5000 {
                 if r.picker().is_complete() {
                     break;
+                }
+                // Early on, shuffle priorities (skips included); then want everything again.
+                if step < 300 && rng.u8(0..20) == 0 {
+                    let prio: Vec<Priority> = (0..n).map(|_| rng.i8(-1..=2)).collect();
+                    r.set_priorities(&prio);
+                    priority_changes += 1;
+                } else if step == 300 {
+                    r.set_priorities(&vec![1; n as usize]);
                 }
                 let k = rng.u32(0..5);
                 match rng.u8(0..10) {
@@ -879,8 +952,11 @@ mod tests {
                     }
                 }
                 r.check_invariants();
+                endgames += r.in_endgame() as u32;
             }
             assert!(r.picker().is_complete(), "seed {seed} did not complete");
         }
+        assert!(priority_changes > 20, "{priority_changes}");
+        assert!(endgames > 0);
     }
 }
