@@ -177,6 +177,26 @@ impl Bitfield {
             })
     }
 
+    /// BitTornado's `breakup_seed_bitfield` (`get_have_list_cloaked`): a seed's bitfield with 2–4
+    /// random pieces among the first 32 cleared (fewer if the torrent is smaller), and those pieces, to
+    /// be sent as HAVE messages right after. Makes a seed look like a peer to traffic shapers that
+    /// throttle seeds. Call it only on a complete bitfield.
+    pub fn cloaked(&self, rng: &mut fastrand::Rng) -> (Bitfield, Vec<u32>) {
+        assert!(self.is_complete(), "only a seed's bitfield is cloaked");
+        let n = rng.usize(2..5).min(self.len as usize);
+        let range = self.len.min(32);
+        let mut out = self.clone();
+        let mut unhaves = Vec::with_capacity(n);
+        while unhaves.len() < n {
+            let piece = rng.u32(0..range);
+            if !unhaves.contains(&piece) {
+                unhaves.push(piece);
+                out.clear(piece);
+            }
+        }
+        (out, unhaves)
+    }
+
     fn clear_spare_bits(&mut self) {
         let mask = spare_mask(self.len);
         if let Some(last) = self.bytes.last_mut() {
@@ -301,6 +321,23 @@ mod tests {
         assert!(!b.get(u32::MAX));
         assert_eq!(b.count_ones(), 9);
         assert!(!b.is_complete());
+    }
+
+    #[test]
+    fn cloaked_seed_bitfield() {
+        let mut rng = fastrand::Rng::with_seed(5);
+        for len in [1u32, 2, 3, 31, 32, 1000] {
+            let seed = Bitfield::full(len).unwrap();
+            for _ in 0..50 {
+                let (b, haves) = seed.cloaked(&mut rng);
+                assert!((2..=4).contains(&haves.len()) || haves.len() == len as usize);
+                assert_eq!(b.count_zeros() as usize, haves.len());
+                for &h in &haves {
+                    assert!(h < 32 && !b.get(h));
+                }
+                assert!(Bitfield::from_bytes(len, b.as_bytes()).is_ok());
+            }
+        }
     }
 
     #[test]

@@ -433,9 +433,9 @@ impl MessageDecoder {
     /// Largest payload (id byte included) any allowed message may have on this connection.
     fn max_frame_payload(&self) -> u32 {
         let bitfield = 1 + bitfield::byte_len(self.piece_count) as u32;
-        let piece = 9 + self.limits.max_block_length;
+        let piece = self.limits.max_block_length.saturating_add(9);
         let extended = if self.ext.extended {
-            2 + self.limits.max_extended_length
+            self.limits.max_extended_length.saturating_add(2)
         } else {
             0
         };
@@ -1191,6 +1191,20 @@ mod tests {
         }
         assert!(decoded_total > 10_000, "{decoded_total}");
         assert!(errors > 100, "{errors}");
+    }
+
+    #[test]
+    fn extreme_limits_do_not_overflow() {
+        let limits = WireLimits {
+            max_message_length: u32::MAX,
+            max_block_length: u32::MAX,
+            max_extended_length: u32::MAX,
+        };
+        let mut d = MessageDecoder::new(10, ALL, limits);
+        assert_eq!(d.capacity(), 4 + u32::MAX as usize);
+        assert!(decode_one(&mut d, &frame(&[7, 0, 0, 0, 1, 0, 0, 0, 0, 9]))
+            .unwrap()
+            .is_some());
     }
 
     #[test]
