@@ -17,6 +17,7 @@
 //! - [`upload`]: per-peer queue of blocks requested from us, with BitTornado's and BEP 6's rules.
 //! - [`allowed_fast`]: the BEP 6 canonical allowed-fast set.
 //! - [`choker`]: BitTornado's choker (rechoke, optimistic rotation, snubbing, seeding order).
+//! - [`connection_timers`]: handshake/idle deadlines, keep-alives, the half-open dial limit.
 //! - [`rate`]: rate measurement and token-bucket limiting with an injected clock.
 //! - [`bad_data`]: blame for pieces failing their hash check; BitTornado's kick and ban rules.
 
@@ -25,6 +26,7 @@ pub mod bad_data;
 pub mod bitfield;
 pub mod blocks;
 pub mod choker;
+pub mod connection_timers;
 pub mod extension;
 pub mod picker;
 pub mod piece_map;
