@@ -156,8 +156,9 @@ mod tests {
         assert_eq!(t.check(at(t0, 200)), TimerAction::Nothing);
         t.received(at(t0, 250));
         t.sent(at(t0, 250));
-        assert_eq!(t.check(at(t0, 540)), TimerAction::Nothing);
+        assert_eq!(t.check(at(t0, 540)), TimerAction::SendKeepAlive);
         t.sent(at(t0, 540));
+        assert_eq!(t.check(at(t0, 550)), TimerAction::Nothing);
         assert_eq!(t.check(at(t0, 551)), TimerAction::Close(CloseReason::Idle));
         // A stale timestamp does not move the clocks back.
         t.received(t0);
