@@ -20,6 +20,8 @@
 //! - [`connection_timers`]: handshake/idle deadlines, keep-alives, the half-open dial limit.
 //! - [`rate`]: rate measurement and token-bucket limiting with an injected clock.
 //! - [`bad_data`]: blame for pieces failing their hash check; BitTornado's kick and ban rules.
+//! - [`storage`]: the one module that does I/O: a torrent's files on glommio (io_uring), block reads and writes,
+//!   piece hash checks and recheck. It runs on the shard's executor.
 
 pub mod allowed_fast;
 pub mod bad_data;
@@ -32,5 +34,6 @@ pub mod picker;
 pub mod piece_map;
 pub mod rate;
 pub mod requester;
+pub mod storage;
 pub mod upload;
 pub mod wire;

@@ -1,0 +1,494 @@
+//! Full recheck of existing data: which pieces are on disk and correct, at disk/SHA speed, in bounded memory.
+//!
+//! 1. Every file is `stat`ed once (one blocking-pool call for the whole torrent): missing, shorter, exact or
+//!    longer than its torrent length ([`FileStatus`]). A piece is *present* when every non-padding byte of it lies
+//!    inside the existing part of its files; each file is read at its own offsets, so a missing or short file never
+//!    shifts the data of the files after it.
+//! 2. With `check_hashes` off (BitTornado `--check_hashes 0`), present pieces are trusted without reading. If the
+//!    data turns out to be missing later, reads fail with [`StorageError::MissingData`] (BitTornado: "told file
+//!    complete on start-up, but data is missing") and the torrent must stop.
+//! 3. Otherwise present pieces are read in large sequential reads (several small pieces per read, adjacent spans
+//!    of one file merged; a piece larger than the read size is read and hashed in parts), with several reads in
+//!    flight on io_uring while the previous ones are hashed ([`super::digest_batch`], four pieces at a time).
+//!    Memory: at most `memory_budget` bytes of reads in flight plus the read being hashed.
+//!
+//! Nothing is written: a longer file is reported ([`FileStatus::Oversized`]) and cut to its torrent length only
+//! when the torrent first writes to it. A read error in the middle of a file (bad sector, file shrinking under us)
+//! makes the pieces it touches absent and is reported, but does not abort the check of the other pieces.
+
+use super::io::Storage;
+use super::verify::{digest_batch, PieceHash, BATCH_LANES};
+use super::StorageError;
+use crate::bitfield::Bitfield;
+use crate::piece_map::FileSpan;
+use sha1::{Digest, Sha1};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+/// Most read errors kept in a report (the rest are counted only).
+pub const MAX_REPORTED_ERRORS: usize = 16;
+/// Most reads in flight, whatever the memory budget.
+const MAX_READS_IN_FLIGHT: usize = 16;
+
+/// How to recheck.
+#[derive(Debug, Clone, Copy)]
+pub struct RecheckOptions {
+    /// BitTornado `check_hashes` (default on). Off: trust every piece whose bytes exist on disk.
+    pub check_hashes: bool,
+    /// Bytes per read (default 4 MiB; 64 KiB..=64 MiB).
+    pub read_size: usize,
+    /// Bytes of reads in flight at most (default 16 MiB; at least `read_size`, at most 1 GiB).
+    pub memory_budget: usize,
+}
+
+impl Default for RecheckOptions {
+    fn default() -> Self {
+        RecheckOptions {
+            check_hashes: true,
+            read_size: 4 << 20,
+            memory_budget: 16 << 20,
+        }
+    }
+}
+
+/// What the stat of a file found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileStatus {
+    /// BEP 47 padding: zeros by definition, never on disk.
+    Padding,
+    /// No file at its path (or something that is not a regular file).
+    Missing,
+    /// Shorter than its torrent length: only its first `size` bytes can hold data.
+    Short { size: u64 },
+    /// Exactly its torrent length (whether the data is right is what the bitfield says).
+    Complete,
+    /// Longer than its torrent length: the extra bytes are ignored (and cut on the first write).
+    Oversized { size: u64 },
+}
+
+/// Progress of a running recheck (passed to the progress callback after every read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecheckProgress {
+    /// Pieces decided so far (checked, trusted or found absent).
+    pub pieces_done: u32,
+    pub piece_count: u32,
+    pub bytes_read: u64,
+    /// Bytes that will be read in total (the present pieces).
+    pub bytes_to_read: u64,
+}
+
+/// The result of a recheck.
+#[derive(Debug, Clone)]
+pub struct RecheckReport {
+    /// Pieces present and (with `check_hashes`) matching their hash.
+    pub have: Bitfield,
+    /// One status per file of the torrent.
+    pub files: Vec<FileStatus>,
+    /// Per file: how many of the pieces touching it we have, and how many touch it.
+    pub file_pieces: Vec<(u32, u32)>,
+    /// Pieces that were read and failed their hash.
+    pub hash_failures: u32,
+    pub bytes_read: u64,
+    /// Read errors (file, message), at most [`MAX_REPORTED_ERRORS`].
+    pub read_errors: Vec<(PathBuf, String)>,
+    /// Read errors in total.
+    pub read_error_count: u32,
+}
+
+/// One read of the recheck.
+#[derive(Debug, Clone, Copy)]
+enum Job {
+    /// Whole pieces `first..first+count`, contiguous.
+    Pieces { first: u32, count: u32 },
+    /// `length` bytes at `begin` of one large piece; `last` is its final part.
+    Part {
+        piece: u32,
+        begin: u32,
+        length: u32,
+        last: bool,
+    },
+}
+
+struct JobData {
+    job: Job,
+    data: Vec<u8>,
+    /// Job-relative byte ranges that could not be read.
+    failed: Vec<(u64, u64)>,
+    errors: Vec<(PathBuf, String)>,
+}
+
+/// Checks the torrent's existing data against `hashes` (its piece-hash list) and returns what we have.
+/// `progress` is called after every read (and once at the end).
+pub async fn recheck(
+    storage: Rc<Storage>,
+    hashes: &[PieceHash],
+    options: &RecheckOptions,
+    mut progress: impl FnMut(&RecheckProgress),
+) -> Result<RecheckReport, StorageError> {
+    let map = storage.piece_map();
+    let piece_count = map.piece_count();
+    if hashes.len() != piece_count as usize {
+        return Err(StorageError::Geometry(
+            crate::piece_map::PieceMapError::PieceHashCount {
+                listed: hashes.len(),
+                needed: piece_count,
+            },
+        ));
+    }
+    assert!(
+        (64 << 10..=64 << 20).contains(&options.read_size),
+        "read_size {} out of range",
+        options.read_size
+    );
+    assert!(
+        (options.read_size..=1 << 30).contains(&options.memory_budget),
+        "memory_budget {} out of range",
+        options.memory_budget
+    );
+
+    let files = stat_files(&storage).await?;
+    let layout = storage.layout();
+    let available: Vec<u64> = files
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match *s {
+            FileStatus::Padding | FileStatus::Complete | FileStatus::Oversized { .. } => {
+                layout.length(i)
+            }
+            FileStatus::Short { size } => size,
+            FileStatus::Missing => 0,
+        })
+        .collect();
+    let present: Vec<bool> = (0..piece_count)
+        .map(|p| {
+            map.piece_spans(p)
+                .expect("piece in range")
+                .all(|s| s.file_offset + s.length <= available[s.file_index])
+        })
+        .collect();
+
+    let mut have = Bitfield::new(piece_count).expect("piece count checked by the piece map");
+    let mut report = RecheckReport {
+        have: have.clone(),
+        files,
+        file_pieces: Vec::new(),
+        hash_failures: 0,
+        bytes_read: 0,
+        read_errors: Vec::new(),
+        read_error_count: 0,
+    };
+    let bytes_to_read: u64 = (0..piece_count)
+        .filter(|&p| present[p as usize])
+        .map(|p| map.piece_size(p) as u64)
+        .sum();
+    let mut state = RecheckProgress {
+        pieces_done: 0,
+        piece_count,
+        bytes_read: 0,
+        bytes_to_read: if options.check_hashes {
+            bytes_to_read
+        } else {
+            0
+        },
+    };
+
+    if !options.check_hashes {
+        for p in 0..piece_count {
+            if present[p as usize] {
+                have.set(p);
+            }
+        }
+        state.pieces_done = piece_count;
+    } else {
+        let jobs = plan_jobs(&storage, &present, options.read_size);
+        let mut jobs = jobs.into_iter().peekable();
+        let mut in_flight: VecDeque<(u64, glommio::Task<JobData>)> = VecDeque::new();
+        let mut in_flight_bytes = 0u64;
+        let mut big_piece: Option<(u32, Sha1, bool)> = None; // piece, state, still readable
+                                                             // Absent pieces are decided without reading.
+        let mut decided = present.iter().filter(|p| !**p).count() as u32;
+        loop {
+            while let Some(job) = jobs.peek().copied() {
+                let len = job_len(&storage, job);
+                if in_flight.len() >= MAX_READS_IN_FLIGHT
+                    || (!in_flight.is_empty()
+                        && in_flight_bytes + len > options.memory_budget as u64)
+                {
+                    break;
+                }
+                jobs.next();
+                in_flight_bytes += len;
+                let s = storage.clone();
+                in_flight.push_back((len, glommio::spawn_local(read_job(s, job))));
+            }
+            let Some((len, task)) = in_flight.pop_front() else {
+                break;
+            };
+            let done = task.await;
+            in_flight_bytes -= len;
+            report.bytes_read += done.data.len() as u64 - failed_bytes(&done.failed);
+            for e in done.errors {
+                report.read_error_count += 1;
+                if report.read_errors.len() < MAX_REPORTED_ERRORS {
+                    report.read_errors.push(e);
+                }
+            }
+            match done.job {
+                Job::Pieces { first, count } => {
+                    let mut offsets = Vec::with_capacity(count as usize);
+                    let mut at = 0u64;
+                    for p in first..first + count {
+                        let size = map.piece_size(p) as u64;
+                        offsets.push((p, at, size));
+                        at += size;
+                    }
+                    for group in offsets.chunks(BATCH_LANES) {
+                        let views: Vec<&[u8]> = group
+                            .iter()
+                            .map(|&(_, at, size)| &done.data[at as usize..(at + size) as usize])
+                            .collect();
+                        let digests = digest_batch(&views);
+                        for (&(p, at, size), digest) in group.iter().zip(digests) {
+                            let readable = !overlaps(&done.failed, at, size);
+                            if readable && digest == hashes[p as usize] {
+                                have.set(p);
+                            } else if readable {
+                                report.hash_failures += 1;
+                            }
+                            decided += 1;
+                        }
+                    }
+                }
+                Job::Part {
+                    piece,
+                    begin,
+                    length,
+                    last,
+                } => {
+                    if begin == 0 {
+                        big_piece = Some((piece, Sha1::new(), true));
+                    }
+                    let (p, hasher, readable) = big_piece.as_mut().expect("parts arrive in order");
+                    assert_eq!(*p, piece, "parts of one piece arrive in order");
+                    if overlaps(&done.failed, 0, length as u64) {
+                        *readable = false;
+                    }
+                    hasher.update(&done.data);
+                    if last {
+                        let (p, hasher, readable) = big_piece.take().expect("just used");
+                        let digest: PieceHash = hasher.finalize().into();
+                        if readable && digest == hashes[p as usize] {
+                            have.set(p);
+                        } else if readable {
+                            report.hash_failures += 1;
+                        }
+                        decided += 1;
+                    }
+                }
+            }
+            state.bytes_read = report.bytes_read;
+            state.pieces_done = decided;
+            progress(&state);
+            glommio::yield_if_needed().await;
+        }
+        state.pieces_done = piece_count;
+    }
+    progress(&state);
+    report.file_pieces = (0..map.file_count())
+        .map(|f| {
+            let range = map.file_pieces(f);
+            let total = range.len() as u32;
+            (range.filter(|&p| have.get(p)).count() as u32, total)
+        })
+        .collect();
+    report.have = have;
+    Ok(report)
+}
+
+fn failed_bytes(failed: &[(u64, u64)]) -> u64 {
+    failed.iter().map(|&(_, len)| len).sum()
+}
+
+/// True if any failed range overlaps `at..at+len`.
+fn overlaps(failed: &[(u64, u64)], at: u64, len: u64) -> bool {
+    failed
+        .iter()
+        .any(|&(start, flen)| start < at + len && at < start + flen)
+}
+
+/// The reads of the recheck, in torrent order, covering exactly the present pieces.
+fn plan_jobs(storage: &Storage, present: &[bool], read_size: usize) -> Vec<Job> {
+    let map = storage.piece_map();
+    let read_size = read_size as u64;
+    let mut jobs = Vec::new();
+    if map.piece_length() > read_size {
+        for p in 0..map.piece_count() {
+            if !present[p as usize] {
+                continue;
+            }
+            let size = map.piece_size(p) as u64;
+            let mut begin = 0u64;
+            while begin < size {
+                let length = (size - begin).min(read_size);
+                jobs.push(Job::Part {
+                    piece: p,
+                    begin: begin as u32,
+                    length: length as u32,
+                    last: begin + length == size,
+                });
+                begin += length;
+            }
+        }
+    } else {
+        let per_read = (read_size / map.piece_length()).max(1) as u32;
+        let mut p = 0u32;
+        while p < map.piece_count() {
+            if !present[p as usize] {
+                p += 1;
+                continue;
+            }
+            let first = p;
+            while p < map.piece_count() && present[p as usize] && p - first < per_read {
+                p += 1;
+            }
+            jobs.push(Job::Pieces {
+                first,
+                count: p - first,
+            });
+        }
+    }
+    jobs
+}
+
+fn job_len(storage: &Storage, job: Job) -> u64 {
+    match job {
+        Job::Pieces { first, count } => (first..first + count)
+            .map(|p| storage.piece_map().piece_size(p) as u64)
+            .sum(),
+        Job::Part { length, .. } => length as u64,
+    }
+}
+
+/// The spans of a job, adjacent spans of one file merged, with job-relative `range_offset`s.
+fn job_spans(storage: &Storage, job: Job) -> Vec<FileSpan> {
+    let map = storage.piece_map();
+    let mut spans: Vec<FileSpan> = Vec::new();
+    let mut push = |s: FileSpan| match spans.last_mut() {
+        Some(last)
+            if last.file_index == s.file_index
+                && last.file_offset + last.length == s.file_offset
+                && last.range_offset + last.length == s.range_offset =>
+        {
+            last.length += s.length
+        }
+        _ => spans.push(s),
+    };
+    match job {
+        Job::Pieces { first, count } => {
+            let mut at = 0u64;
+            for p in first..first + count {
+                for mut s in map.piece_spans(p).expect("planned piece in range") {
+                    s.range_offset += at;
+                    push(s);
+                }
+                at += map.piece_size(p) as u64;
+            }
+        }
+        Job::Part {
+            piece,
+            begin,
+            length,
+            ..
+        } => {
+            for s in map
+                .spans(piece, begin, length)
+                .expect("planned part in range")
+            {
+                push(s);
+            }
+        }
+    }
+    spans
+}
+
+/// Reads one job; unreadable spans are zero-filled and listed in `failed`.
+async fn read_job(storage: Rc<Storage>, job: Job) -> JobData {
+    let spans = job_spans(&storage, job);
+    let mut out = JobData {
+        job,
+        data: Vec::with_capacity(job_len(&storage, job) as usize),
+        failed: Vec::new(),
+        errors: Vec::new(),
+    };
+    for span in spans {
+        debug_assert_eq!(out.data.len() as u64, span.range_offset);
+        if let Err(e) = storage.read_span(span, &mut out.data, false).await {
+            out.data
+                .resize((span.range_offset + span.length) as usize, 0);
+            out.failed.push((span.range_offset, span.length));
+            out.errors.push((
+                storage.layout().path(span.file_index).to_path_buf(),
+                e.to_string(),
+            ));
+        }
+    }
+    out
+}
+
+/// Stats every file of the torrent in one call on glommio's blocking pool.
+async fn stat_files(storage: &Storage) -> Result<Vec<FileStatus>, StorageError> {
+    let layout = storage.layout();
+    let entries: Vec<(PathBuf, u64, bool)> = (0..layout.file_count())
+        .map(|i| {
+            (
+                layout.path(i).to_path_buf(),
+                layout.length(i),
+                layout.is_padding(i),
+            )
+        })
+        .collect();
+    glommio::executor()
+        .spawn_blocking(move || {
+            entries
+                .iter()
+                .map(|(path, length, padding)| {
+                    if *padding {
+                        return Ok(FileStatus::Padding);
+                    }
+                    match std::fs::metadata(path) {
+                        Ok(md) if md.is_file() => Ok(match md.len() {
+                            n if n == *length => FileStatus::Complete,
+                            n if n < *length => FileStatus::Short { size: n },
+                            n => FileStatus::Oversized { size: n },
+                        }),
+                        Ok(_) => Ok(FileStatus::Missing),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            Ok(FileStatus::Missing)
+                        }
+                        // A parent that is a file, or a name too long: nothing can be there.
+                        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+                            Ok(FileStatus::Missing)
+                        }
+                        Err(e) => Err(StorageError::io("checking", path, e)),
+                    }
+                })
+                .collect()
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlap_ranges() {
+        let failed = [(10, 5)];
+        assert!(overlaps(&failed, 0, 11));
+        assert!(overlaps(&failed, 14, 1));
+        assert!(!overlaps(&failed, 0, 10));
+        assert!(!overlaps(&failed, 15, 100));
+        assert_eq!(failed_bytes(&failed), 5);
+    }
+}
