@@ -73,8 +73,9 @@ pub struct RecheckProgress {
     /// Pieces decided so far (checked, trusted or found absent).
     pub pieces_done: u32,
     pub piece_count: u32,
+    /// Torrent bytes checked so far (padding included).
     pub bytes_read: u64,
-    /// Bytes that will be read in total (the present pieces).
+    /// Bytes that will be checked in total (the present pieces).
     pub bytes_to_read: u64,
 }
 
@@ -89,6 +90,7 @@ pub struct RecheckReport {
     pub file_pieces: Vec<(u32, u32)>,
     /// Pieces that were read and failed their hash.
     pub hash_failures: u32,
+    /// Torrent bytes checked (padding included: its zeros are hashed but never read from disk).
     pub bytes_read: u64,
     /// Read errors (file, message), at most [`MAX_REPORTED_ERRORS`].
     pub read_errors: Vec<(PathBuf, String)>,
