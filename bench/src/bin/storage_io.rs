@@ -10,7 +10,9 @@
 //! 2. random 16 KiB block reads (aligned to 16 KiB, like upload requests), queue depth 1 and 16:
 //!    page cache warm (file read once before), and cold (`fdatasync` + `posix_fadvise(DONTNEED)` first; the cold cells
 //!    use READS reads over a file of FILE_MIB so most reads miss the cache);
-//! 3. sequential 4 MiB reads, 4 in flight, cold (the recheck pattern).
+//! 3. sequential 4 MiB reads, 4 in flight, cold (the recheck pattern);
+//! 4. a full recheck of the file as a 1 MiB-piece torrent: cyclone's `storage::recheck` against python3-libtorrent's
+//!    check of the same file (both cold), with single-stream SHA-1 over memory as the CPU ceiling.
 //!
 //! Reported per cell: wall time, MB/s, operations/s, CPU time per operation (getrusage of this thread), and the
 //! latency p50/p99 of one operation. Every read is checked against the pattern (each 8-byte word holds its own file
@@ -371,6 +373,17 @@ async fn run(dir: PathBuf, file_mib: u64, reads: u64) {
         .await
         .expect("probe close");
 
+    if std::env::var("STORAGE_IO_ONLY").as_deref() == Ok("recheck") {
+        // Only phase 4, three times (to see the noise).
+        let data = dir.join("w-BufferedFile.bin");
+        if !data.exists() {
+            sequential_writes(Kind::Buffered, &data, pieces).await;
+        }
+        for _ in 0..3 {
+            recheck_phase(&dir, &data, file_len).await;
+        }
+        return;
+    }
     println!(
         "file {file_mib} MiB, {reads} random reads per cell, dir {}",
         dir.display()
@@ -417,6 +430,109 @@ async fn run(dir: PathBuf, file_mib: u64, reads: u64) {
         sequential_reads(name, kind, &data, file_len, qd)
             .await
             .print();
+    }
+    recheck_phase(&dir, &data, file_len).await;
+}
+
+/// libtorrent's full check of the same file: add the torrent with no resume data and time until it seeds.
+const LT_CHECK: &str = r#"
+import libtorrent as lt, sys, time
+ti = lt.torrent_info(sys.argv[1])
+ses = lt.session({'listen_interfaces': '127.0.0.1:0', 'enable_dht': False, 'enable_lsd': False,
+                  'enable_upnp': False, 'enable_natpmp': False})
+t0 = time.monotonic()
+h = ses.add_torrent({'ti': ti, 'save_path': sys.argv[2]})
+while time.monotonic() - t0 < 300 and h.status().state != lt.torrent_status.seeding:
+    time.sleep(0.002)
+print(time.monotonic() - t0, h.status().num_pieces, ti.num_pieces())
+"#;
+
+/// Full recheck of the data file as a single-file torrent of 1 MiB pieces: cyclone's `storage::recheck` against
+/// python3-libtorrent 2.0 on the same file, both with a cold page cache, and single-stream SHA-1 over memory as
+/// the CPU ceiling.
+async fn recheck_phase(dir: &Path, data: &Path, file_len: u64) {
+    use cyclone_engine::piece_map::PieceMap;
+    use cyclone_engine::storage::{recheck, FileLayout, FilePool, RecheckOptions, Storage};
+    use cyclone_metainfo::bencode::Owned;
+    use sha1::{Digest, Sha1};
+
+    println!("-- full recheck, 1 MiB pieces");
+    let bytes = std::fs::read(data).expect("read data");
+    let t0 = Instant::now();
+    let pieces: Vec<u8> = bytes
+        .chunks(PIECE)
+        .flat_map(|c| <[u8; 20]>::from(Sha1::digest(c)))
+        .collect();
+    let sha_rate = file_len as f64 / t0.elapsed().as_secs_f64() / 1e6;
+    drop(bytes);
+    println!("{:<44} {:>9.1} MB/s", "SHA-1 single stream over memory", sha_rate);
+    let mut info = Owned::dict();
+    info.insert("length", file_len as i64);
+    info.insert("name", data.file_name().unwrap().to_str().unwrap());
+    info.insert("piece length", PIECE as i64);
+    info.insert("pieces", pieces);
+    let mut top = Owned::dict();
+    top.insert("info", info);
+    let torrent = top.encode();
+    let m = cyclone_metainfo::Metainfo::from_bytes(&torrent).expect("torrent");
+
+    let pool = FilePool::new(50);
+    let map = PieceMap::from_info(&m.info).unwrap();
+    let layout = FileLayout::from_info(dir, &m.info).unwrap();
+    let st = Rc::new(Storage::new(map, layout, pool).unwrap());
+    let mut wall = Duration::ZERO;
+    for temp in ["cold", "warm"] {
+        if temp == "cold" {
+            drop_cache(data);
+        }
+        let cpu0 = thread_cpu();
+        let t0 = Instant::now();
+        let report = recheck(st.clone(), &m.info.pieces, &RecheckOptions::default(), |_| {})
+            .await
+            .expect("recheck");
+        let elapsed = t0.elapsed();
+        if temp == "cold" {
+            wall = elapsed;
+        }
+        assert!(report.have.is_complete(), "recheck found bad pieces");
+        println!(
+            "{:<44} {:>9.1} MB/s  {:.2} s CPU  ({:.0}% of SHA-1 speed)",
+            format!("cyclone storage::recheck, {temp}"),
+            file_len as f64 / elapsed.as_secs_f64() / 1e6,
+            (thread_cpu() - cpu0).as_secs_f64(),
+            file_len as f64 / elapsed.as_secs_f64() / 1e6 / sha_rate * 100.0
+        );
+    }
+    st.close().await;
+
+    let tpath = dir.join("check.torrent");
+    let script = dir.join("lt_check.py");
+    std::fs::write(&tpath, &torrent).unwrap();
+    std::fs::write(&script, LT_CHECK).unwrap();
+    drop_cache(data);
+    let out = std::process::Command::new("/usr/bin/python3")
+        .arg(&script)
+        .arg(&tpath)
+        .arg(dir)
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            let f: Vec<f64> = text.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            if f.len() == 3 && f[1] == f[2] {
+                let rate = file_len as f64 / f[0] / 1e6;
+                println!(
+                    "{:<44} {:>9.1} MB/s  (cyclone cold/libtorrent = {:.2})",
+                    "python3-libtorrent 2.0 full check, cold",
+                    rate,
+                    file_len as f64 / wall.as_secs_f64() / 1e6 / rate
+                );
+            } else {
+                println!("libtorrent check did not complete: {text}");
+            }
+        }
+        Ok(o) => println!("libtorrent check failed: {}", String::from_utf8_lossy(&o.stderr)),
+        Err(e) => println!("python3-libtorrent not runnable: {e}"),
     }
 }
 

@@ -207,6 +207,8 @@ pub async fn recheck(
         let mut jobs = jobs.into_iter().peekable();
         let mut in_flight: VecDeque<(u64, glommio::Task<JobData>)> = VecDeque::new();
         let mut in_flight_bytes = 0u64;
+        // Read buffers come back here after hashing (at most MAX_READS_IN_FLIGHT + 1 of them exist).
+        let mut spare: Vec<Vec<u8>> = Vec::new();
         let mut big_piece: Option<(u32, Sha1, bool)> = None; // piece, state, still readable
                                                              // Absent pieces are decided without reading.
         let mut decided = present.iter().filter(|p| !**p).count() as u32;
@@ -222,7 +224,8 @@ pub async fn recheck(
                 jobs.next();
                 in_flight_bytes += len;
                 let s = storage.clone();
-                in_flight.push_back((len, glommio::spawn_local(read_job(s, job))));
+                let buffer = spare.pop().unwrap_or_default();
+                in_flight.push_back((len, glommio::spawn_local(read_job(s, job, buffer))));
             }
             let Some((len, task)) = in_flight.pop_front() else {
                 break;
@@ -289,6 +292,7 @@ pub async fn recheck(
                     }
                 }
             }
+            spare.push(done.data);
             state.bytes_read = report.bytes_read;
             state.pieces_done = decided;
             progress(&state);
@@ -415,17 +419,21 @@ fn job_spans(storage: &Storage, job: Job) -> Vec<FileSpan> {
 }
 
 /// Reads one job; unreadable spans are zero-filled and listed in `failed`.
-async fn read_job(storage: Rc<Storage>, job: Job) -> JobData {
+/// `buffer` is a recycled read buffer (cleared here): reusing the few buffers in flight saves faulting in fresh
+/// pages for every read.
+async fn read_job(storage: Rc<Storage>, job: Job, mut buffer: Vec<u8>) -> JobData {
     let spans = job_spans(&storage, job);
+    buffer.clear();
+    buffer.reserve(job_len(&storage, job) as usize);
     let mut out = JobData {
         job,
-        data: Vec::with_capacity(job_len(&storage, job) as usize),
+        data: buffer,
         failed: Vec::new(),
         errors: Vec::new(),
     };
     for span in spans {
         debug_assert_eq!(out.data.len() as u64, span.range_offset);
-        if let Err(e) = storage.read_span(span, &mut out.data, false).await {
+        if let Err(e) = storage.read_span(span, &mut out.data, true).await {
             out.data
                 .resize((span.range_offset + span.length) as usize, 0);
             out.failed.push((span.range_offset, span.length));
