@@ -6,7 +6,9 @@ mod storage_support;
 use cyclone_engine::storage::{recheck, FilePool, FileStatus, RecheckOptions, RecheckReport};
 use cyclone_metainfo::Metainfo;
 use std::path::PathBuf;
-use storage_support::{file, pad, run, storage, torrent, write_files, TestFile};
+use storage_support::{
+    cached_bytes, evict, file, pad, run, storage, torrent, write_files, TestFile,
+};
 
 const PIECE: u64 = 32 * 1024;
 
@@ -52,6 +54,7 @@ fn setup(seed: u64) -> (tempfile::TempDir, PathBuf, Metainfo, Vec<u8>) {
     let root = dir.path().to_path_buf();
     let (m, content) = torrent("t", FILES, PIECE, seed);
     write_files(&m, &root, &content);
+    evict(&root);
     (dir, root, m, content)
 }
 
@@ -63,6 +66,13 @@ fn count(m: &Metainfo) -> u32 {
 fn complete_data_is_all_had() {
     let (_d, root, m, _) = setup(1);
     let n = count(&m);
+    // Cold data is read with O_DIRECT: the check leaves the page cache as it found it.
+    let (cold, _) = check(m.clone(), root.clone(), RecheckOptions::default());
+    assert!(cold.have.is_complete());
+    assert_eq!(cached_bytes(&root.join("t/sub/c.bin")), 0);
+    // Warm data (read once) is copied from the cache.
+    std::fs::read(root.join("t/sub/c.bin")).unwrap();
+    assert!(cached_bytes(&root.join("t/sub/c.bin")) > 0);
     let (r, progress) = check(m, root, RecheckOptions::default());
     assert!(r.have.is_complete(), "{:?}", have_list(&r));
     assert_eq!(r.hash_failures, 0);
@@ -125,6 +135,7 @@ fn short_and_corrupted_and_oversized_files() {
     let mut d = content[230_304..].to_vec();
     d.extend_from_slice(&[7; 500]);
     std::fs::write(root.join("t/d.bin"), d).unwrap();
+    evict(&root);
     let (r, _) = check(m, root.clone(), RecheckOptions::default());
     assert_eq!(r.files[0], FileStatus::Complete);
     assert_eq!(r.files[3], FileStatus::Short { size: 50_000 });
@@ -178,7 +189,8 @@ fn check_hashes_off_trusts_present_bytes() {
     assert_eq!(r.bytes_read, 0, "nothing is read");
 }
 
-/// Pieces of 256 KiB read 64 KiB at a time, with a budget of two reads in flight; and tiny pieces many per read.
+/// Pieces of 256 KiB read 64 KiB at a time, with a budget of two reads in flight; and tiny pieces many per read;
+/// each with O_DIRECT and with buffered reads.
 #[test]
 fn large_pieces_in_parts_and_small_pieces_in_groups() {
     const BIG: &[TestFile] = &[
@@ -187,9 +199,11 @@ fn large_pieces_in_parts_and_small_pieces_in_groups() {
         file(&["z"], 500_001),
         file(&["w"], 70_000),
     ];
-    for (piece, read_size, budget) in [
-        (256 << 10, 64 << 10, 128 << 10),
-        (16 << 10, 64 << 10, 64 << 10),
+    for (piece, read_size, budget, direct_io) in [
+        (256 << 10, 64 << 10, 128 << 10, true),
+        (16 << 10, 64 << 10, 64 << 10, true),
+        (256 << 10, 64 << 10, 128 << 10, false),
+        (16 << 10, 64 << 10, 64 << 10, false),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
@@ -199,11 +213,13 @@ fn large_pieces_in_parts_and_small_pieces_in_groups() {
         z[250_000] ^= 1; // torrent offset 550000
         std::fs::write(root.join("big/z"), z).unwrap();
         std::fs::remove_file(root.join("big/w")).unwrap();
+        evict(&root);
         let n = m.info.pieces.len() as u32;
         let options = RecheckOptions {
             check_hashes: true,
             read_size,
             memory_budget: budget,
+            direct_io,
         };
         let (r, progress) = check(m, root, options);
         let bad = 550_000 / piece as u32;

@@ -256,19 +256,7 @@ impl Storage {
             return Ok(());
         }
         let path = self.layout.path(span.file_index);
-        let file = match self.file(span.file_index, false).await {
-            Ok(f) => f,
-            Err(StorageError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                return Err(StorageError::MissingData {
-                    path: path.to_path_buf(),
-                    offset: span.file_offset,
-                    length: span.length,
-                })
-            }
-            Err(e) => return Err(e),
-        };
+        let file = self.file_for_span(span).await?;
         read_exact_at(
             &file,
             path,
@@ -278,6 +266,26 @@ impl Storage {
             nowait_first,
         )
         .await
+    }
+
+    /// The file of `span` opened for reading; a missing file is `MissingData` for the span.
+    pub(crate) async fn file_for_span(
+        &self,
+        span: FileSpan,
+    ) -> Result<Rc<BufferedFile>, StorageError> {
+        match self.file(span.file_index, false).await {
+            Ok(f) => Ok(f),
+            Err(StorageError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Err(StorageError::MissingData {
+                    path: self.layout.path(span.file_index).to_path_buf(),
+                    offset: span.file_offset,
+                    length: span.length,
+                })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Creates the torrent's zero-length files (never in a span, so never created by a write), with their
@@ -378,7 +386,7 @@ async fn write_all_at(
 
 /// Appends exactly `length` bytes of `file` at `pos` to `out`, or fails with `MissingData` at end of file. With
 /// `nowait_first`, cached bytes are copied with `preadv2(RWF_NOWAIT)` and only the rest goes through io_uring.
-async fn read_exact_at(
+pub(crate) async fn read_exact_at(
     file: &BufferedFile,
     path: &Path,
     pos: u64,
@@ -420,7 +428,7 @@ async fn read_exact_at(
 /// EAGAIN instead of going to the disk. Returns the bytes copied (0 when nothing was cached, at end of file, or
 /// when the file system does not support RWF_NOWAIT: the caller reads the rest through io_uring, which also
 /// reports real errors).
-fn read_cached(fd: i32, buf: &mut [u8], pos: u64) -> usize {
+pub(crate) fn read_cached(fd: i32, buf: &mut [u8], pos: u64) -> usize {
     let mut done = 0usize;
     while done < buf.len() {
         let rest = &mut buf[done..];

@@ -16,14 +16,17 @@
 //! when the torrent first writes to it. A read error in the middle of a file (bad sector, file shrinking under us)
 //! makes the pieces it touches absent and is reported, but does not abort the check of the other pieces.
 
-use super::io::Storage;
+use super::io::{read_cached, read_exact_at, Storage};
 use super::verify::{digest_batch, PieceHash, BATCH_LANES};
 use super::StorageError;
 use crate::bitfield::Bitfield;
 use crate::piece_map::FileSpan;
+use glommio::io::DmaFile;
 use sha1::{Digest, Sha1};
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 /// Most read errors kept in a report (the rest are counted only).
@@ -40,6 +43,9 @@ pub struct RecheckOptions {
     pub read_size: usize,
     /// Bytes of reads in flight at most (default 16 MiB; at least `read_size`, at most 1 GiB).
     pub memory_budget: usize,
+    /// Read what the page cache does not hold with O_DIRECT (default on; falls back to buffered reads where the
+    /// file system refuses O_DIRECT). See [`DirectFiles`] for why.
+    pub direct_io: bool,
 }
 
 impl Default for RecheckOptions {
@@ -48,6 +54,7 @@ impl Default for RecheckOptions {
             check_hashes: true,
             read_size: 4 << 20,
             memory_budget: 16 << 20,
+            direct_io: true,
         }
     }
 }
@@ -209,6 +216,7 @@ pub async fn recheck(
         let mut in_flight_bytes = 0u64;
         // Read buffers come back here after hashing (at most MAX_READS_IN_FLIGHT + 1 of them exist).
         let mut spare: Vec<Vec<u8>> = Vec::new();
+        let direct = Rc::new(DirectFiles::new(options.direct_io));
         let mut big_piece: Option<(u32, Sha1, bool)> = None; // piece, state, still readable
                                                              // Absent pieces are decided without reading.
         let mut decided = present.iter().filter(|p| !**p).count() as u32;
@@ -225,7 +233,8 @@ pub async fn recheck(
                 in_flight_bytes += len;
                 let s = storage.clone();
                 let buffer = spare.pop().unwrap_or_default();
-                in_flight.push_back((len, glommio::spawn_local(read_job(s, job, buffer))));
+                let task = glommio::spawn_local(read_job(s, direct.clone(), job, buffer));
+                in_flight.push_back((len, task));
             }
             let Some((len, task)) = in_flight.pop_front() else {
                 break;
@@ -299,6 +308,8 @@ pub async fn recheck(
             glommio::yield_if_needed().await;
         }
         state.pieces_done = piece_count;
+        drop(in_flight);
+        direct.close().await;
     }
     progress(&state);
     report.file_pieces = (0..map.file_count())
@@ -421,7 +432,12 @@ fn job_spans(storage: &Storage, job: Job) -> Vec<FileSpan> {
 /// Reads one job; unreadable spans are zero-filled and listed in `failed`.
 /// `buffer` is a recycled read buffer (cleared here): reusing the few buffers in flight saves faulting in fresh
 /// pages for every read.
-async fn read_job(storage: Rc<Storage>, job: Job, mut buffer: Vec<u8>) -> JobData {
+async fn read_job(
+    storage: Rc<Storage>,
+    direct: Rc<DirectFiles>,
+    job: Job,
+    mut buffer: Vec<u8>,
+) -> JobData {
     let spans = job_spans(&storage, job);
     buffer.clear();
     buffer.reserve(job_len(&storage, job) as usize);
@@ -433,7 +449,7 @@ async fn read_job(storage: Rc<Storage>, job: Job, mut buffer: Vec<u8>) -> JobDat
     };
     for span in spans {
         debug_assert_eq!(out.data.len() as u64, span.range_offset);
-        if let Err(e) = storage.read_span(span, &mut out.data, true).await {
+        if let Err(e) = read_span_for_check(&storage, &direct, span, &mut out.data).await {
             out.data
                 .resize((span.range_offset + span.length) as usize, 0);
             out.failed.push((span.range_offset, span.length));
@@ -444,6 +460,200 @@ async fn read_job(storage: Rc<Storage>, job: Job, mut buffer: Vec<u8>) -> JobDat
         }
     }
     out
+}
+
+/// Appends the bytes of `span` to `out`: a span wholly in the page cache is copied with `preadv2(RWF_NOWAIT)` (no
+/// I/O, no io_uring); any other span is read with O_DIRECT when available, else with a buffered io_uring read.
+/// (A NOWAIT attempt on uncached data is not free: it starts page-cache readahead from this thread, which then
+/// races the O_DIRECT read; so the cache is asked first, with `cachestat`.)
+async fn read_span_for_check(
+    storage: &Storage,
+    direct: &DirectFiles,
+    span: FileSpan,
+    out: &mut Vec<u8>,
+) -> Result<(), StorageError> {
+    let layout = storage.layout();
+    if layout.is_padding(span.file_index) {
+        out.resize(out.len() + span.length as usize, 0);
+        return Ok(());
+    }
+    let path = layout.path(span.file_index);
+    let file = storage.file_for_span(span).await?;
+    let start = out.len();
+    let length = span.length as usize;
+    let fd = file.as_raw_fd();
+    if direct.enabled() && !fully_cached(fd, span.file_offset, span.length) {
+        if let Some(dma) = direct.get(path, span.file_index).await {
+            match read_direct(&dma, path, span.file_offset, length, out).await {
+                Ok(()) => return Ok(()),
+                Err(e @ StorageError::MissingData { .. }) => return Err(e),
+                Err(e) => {
+                    // O_DIRECT refused at read time (e.g. the glommio iopoll probe trap, stack-notes 1f): stop
+                    // using it and read buffered.
+                    log::warn!("direct read failed, using buffered reads: {e}");
+                    direct.disable();
+                    out.truncate(start);
+                }
+            }
+        }
+    }
+    out.resize(start + length, 0);
+    let cached = read_cached(fd, &mut out[start..], span.file_offset);
+    out.truncate(start + cached);
+    let pos = span.file_offset + cached as u64;
+    read_exact_at(&file, path, pos, length - cached, out, false).await
+}
+
+/// Appends exactly `length` bytes of `file` at `pos` to `out` (O_DIRECT; glommio aligns the request and slices
+/// the result), or `MissingData` at end of file.
+async fn read_direct(
+    file: &DmaFile,
+    path: &Path,
+    pos: u64,
+    length: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), StorageError> {
+    let mut done = 0usize;
+    while done < length {
+        let chunk = file
+            .read_at(pos + done as u64, length - done)
+            .await
+            .map_err(|e| StorageError::io("reading (O_DIRECT)", path, e.into()))?;
+        if chunk.is_empty() {
+            return Err(StorageError::MissingData {
+                path: path.to_path_buf(),
+                offset: pos + done as u64,
+                length: (length - done) as u64,
+            });
+        }
+        let take = chunk.len().min(length - done);
+        out.extend_from_slice(&chunk[..take]);
+        done += take;
+    }
+    Ok(())
+}
+
+/// Files the recheck reads with O_DIRECT (glommio `DmaFile`), at most [`DIRECT_FILES_OPEN`].
+///
+/// Why O_DIRECT here and nowhere else: a recheck reads each byte once. Buffered reads of cold data make the
+/// executor thread allocate and fill page-cache pages (io_uring runs that work in the submitting thread), and that
+/// thread also hashes; measured with `storage_io` (512 MiB, cold), buffered reads cost ~1.2 s of executor CPU
+/// against ~0.3 s for SHA-1 alone, so the check was CPU-bound on the shard. O_DIRECT moves the data by DMA into the
+/// read buffer and leaves the page cache to the data being seeded. Data already cached is still taken from the
+/// cache first. The glommio DMA probe trap (stack-notes 1f) cannot be armed by us: the recheck opens only files
+/// holding the bytes it reads, so the first DMA file is never empty; if a read fails anyway, O_DIRECT is switched
+/// off for the rest of the check.
+struct DirectFiles {
+    enabled: Cell<bool>,
+    files: RefCell<VecDeque<(usize, Rc<DmaFile>)>>,
+}
+
+/// Most O_DIRECT files a recheck keeps open (it reads sequentially, so few are ever in use).
+const DIRECT_FILES_OPEN: usize = 4;
+
+impl DirectFiles {
+    fn new(enabled: bool) -> Self {
+        DirectFiles {
+            enabled: Cell::new(enabled),
+            files: RefCell::new(VecDeque::new()),
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        self.enabled.get()
+    }
+
+    fn disable(&self) {
+        self.enabled.set(false);
+    }
+
+    /// The O_DIRECT handle of file `index`, or `None` when O_DIRECT is off or refused for it.
+    async fn get(&self, path: &Path, index: usize) -> Option<Rc<DmaFile>> {
+        if !self.enabled.get() {
+            return None;
+        }
+        if let Some((_, f)) = self.files.borrow().iter().find(|(i, _)| *i == index) {
+            return Some(f.clone());
+        }
+        match DmaFile::open(path).await {
+            Ok(f) => {
+                let f = Rc::new(f);
+                let mut files = self.files.borrow_mut();
+                if files.len() >= DIRECT_FILES_OPEN {
+                    files.pop_front();
+                }
+                files.push_back((index, f.clone()));
+                Some(f)
+            }
+            Err(e) => {
+                let e = std::io::Error::from(e);
+                if e.raw_os_error() == Some(libc::EINVAL) {
+                    // The file system does not do O_DIRECT (tmpfs, some FUSE): never try again.
+                    self.disable();
+                }
+                None
+            }
+        }
+    }
+
+    async fn close(&self) {
+        let files: Vec<_> = self.files.borrow_mut().drain(..).collect();
+        for (_, f) in files {
+            if let Ok(f) = Rc::try_unwrap(f) {
+                let _ = f.close().await;
+            }
+        }
+    }
+}
+
+/// `cachestat(2)` (Linux 6.5): the system call number, the same on x86-64 and arm64.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const SYS_CACHESTAT: libc::c_long = 451;
+
+#[repr(C)]
+struct CachestatRange {
+    off: u64,
+    len: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct Cachestat {
+    nr_cache: u64,
+    nr_dirty: u64,
+    nr_writeback: u64,
+    nr_evicted: u64,
+    nr_recently_evicted: u64,
+}
+
+/// True if every page of `fd` in `off..off+len` is in the page cache. False when unsure (older kernel, other
+/// architecture, error): the caller then reads with O_DIRECT, which is right for cold data and merely slower for
+/// warm data.
+fn fully_cached(fd: i32, off: u64, len: u64) -> bool {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    {
+        const PAGE: u64 = 4096;
+        let range = CachestatRange { off, len };
+        let mut stat = Cachestat::default();
+        // SAFETY: cachestat reads `range` and writes one `struct cachestat` into `stat`; both are live, properly
+        // laid out (#[repr(C)], the kernel's field order) and outlive the call. `fd` is held open by the caller.
+        let rc = unsafe {
+            libc::syscall(
+                SYS_CACHESTAT,
+                fd,
+                &range as *const CachestatRange,
+                &mut stat as *mut Cachestat,
+                0u32,
+            )
+        };
+        let pages = (off + len).div_ceil(PAGE) - off / PAGE;
+        rc == 0 && stat.nr_cache >= pages
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = (fd, off, len);
+        false
+    }
 }
 
 /// Stats every file of the torrent in one call on glommio's blocking pool.

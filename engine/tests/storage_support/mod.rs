@@ -141,3 +141,45 @@ pub fn tree(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// Pushes every file under `dir` out of the page cache (fsync, then `POSIX_FADV_DONTNEED`), so the next read is
+/// cold and the recheck takes its O_DIRECT path.
+pub fn evict(dir: &Path) {
+    use std::os::unix::io::AsRawFd;
+    for rel in tree(dir) {
+        let f = std::fs::File::open(dir.join(rel)).unwrap();
+        f.sync_all().unwrap();
+        // SAFETY: plain system call on a descriptor we own.
+        let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(rc, 0);
+    }
+}
+
+/// Bytes of `path` in the page cache (mmap + mincore).
+pub fn cached_bytes(path: &Path) -> u64 {
+    use std::os::unix::io::AsRawFd;
+    let f = std::fs::File::open(path).unwrap();
+    let len = f.metadata().unwrap().len() as usize;
+    if len == 0 {
+        return 0;
+    }
+    let page = 4096usize;
+    let mut vec = vec![0u8; len.div_ceil(page)];
+    // SAFETY: a private read-only mapping of a file we hold open, unmapped before returning; mincore writes one
+    // byte per page into `vec`, which has exactly that many bytes.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            f.as_raw_fd(),
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED);
+        let rc = libc::mincore(p, len, vec.as_mut_ptr());
+        libc::munmap(p, len);
+        assert_eq!(rc, 0);
+    }
+    vec.iter().filter(|&&b| b & 1 == 1).count() as u64 * page as u64
+}
