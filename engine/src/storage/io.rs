@@ -3,25 +3,27 @@
 //!
 //! # Why `BufferedFile` (measured)
 //!
-//! `cargo run --release -p cyclone-bench --bin storage_io` (256 MiB file, 4000 random reads per cell, one glommio
-//! executor, io_memory 2 MiB; 2-core VM, virtio disk, other agents compiling at the same time, so ±2× noise;
-//! CPU/op counts the executor thread only, not io_uring's kernel workers), run 2026-11-21:
+//! `cargo build --release -p cyclone-bench --bin storage_io && ./target/release/storage_io` (256 MiB file, 4000
+//! random reads per cell, one glommio executor with io_memory 2 MiB; 2-core VM, ext4 on virtio-blk; other agents
+//! compiling at the same time, so cells vary up to 2–10× between runs; CPU/op counts the executor thread only).
+//! Final run 2026-11-21 10:18 UTC, with the range over four runs where it moved a lot:
 //!
-//! | pattern | BufferedFile | BufferedFile + RWF_NOWAIT | DmaFile | pread (std) |
+//! | pattern | BufferedFile | BufferedFile + RWF_NOWAIT | DmaFile | pread (std, blocks) |
 //! |---|---|---|---|---|
-//! | random 16 KiB read, warm, QD1 | 62k op/s, 12.8 µs CPU/op | **242k op/s, 3.5 µs** | 12.6k op/s, 53 µs | 328k op/s, 3.0 µs |
-//! | random 16 KiB read, warm, QD16 | 216k op/s, 3.7 µs | **262k op/s, 3.7 µs** | 66k op/s, 8.6 µs | – |
-//! | random 16 KiB read, cold, QD1 | 10.3k op/s, p99 179 µs | 15.6k op/s, p99 141 µs | 15.7k op/s, p99 140 µs | 10.1k op/s |
-//! | random 16 KiB read, cold, QD16 | 49k op/s | 34k op/s | 63k op/s | – |
-//! | sequential 1 MiB writes, QD4 | 314 MB/s (+122 ms fdatasync) | – | 1065 MB/s | 332 MB/s |
-//! | sequential 4 MiB reads, cold, QD4 | 850 MB/s (237 in run 1) | – | 1379 MB/s (287 in run 1) | 598 MB/s |
+//! | random 16 KiB read, warm, QD1 | 73k op/s, 13.2 µs CPU/op | **290k op/s, 3.1 µs** | 13.8k op/s, 54 µs | 306k op/s, 3.0 µs |
+//! | random 16 KiB read, warm, QD16 | 196k op/s, 4.3 µs | **283k op/s, 3.4 µs** | 70k op/s, 8.3 µs | – |
+//! | random 16 KiB read, cold, QD1 | 10.2k op/s, p99 190 µs | 14.1k op/s, p99 127 µs | 14.1k op/s, p99 122 µs | 15.9k op/s |
+//! | random 16 KiB read, cold, QD16 | 41k op/s | 48k op/s (34k–48k) | 63k op/s | – |
+//! | sequential 1 MiB writes, QD4 | 2354 MB/s (210–2354) | – | 1491 MB/s (1065–1687) | 578 MB/s (172–578) |
+//! | sequential 4 MiB reads, cold, QD4 | 299 MB/s (237–850) | – | 1325 MB/s (287–1652) | 1727 MB/s (QD1) |
 //!
-//! DmaFile wins cold reads and writes *here* because the virtio host cache sits behind O_DIRECT; it loses 4–20× on
-//! warm reads, which is what a seedbox serving a popular torrent does all day, and it would need aligned
-//! read-modify-write at every unaligned file boundary of a multi-file torrent. So: `BufferedFile`, and block reads
-//! first try `preadv2(RWF_NOWAIT)`, which serves cached data without an io_uring round trip (3.7× less CPU per
-//! warm block) and never blocks (uncached data returns EAGAIN and goes to io_uring). Bulk reads (recheck) skip the
-//! NOWAIT attempt: their data is usually cold.
+//! DmaFile wins cold reads *here* because the virtio host cache sits behind O_DIRECT; it loses 4–20× on warm reads,
+//! which is what a seedbox serving a popular torrent does all day, and it would need aligned read-modify-write at
+//! every unaligned file boundary of a multi-file torrent (racing the neighbouring block's write). So blocks and
+//! pieces use `BufferedFile`, and block reads first try `preadv2(RWF_NOWAIT)`, which serves cached data without an
+//! io_uring round trip (4× less CPU per warm block, as cheap as a plain `pread`) and never blocks the executor
+//! (uncached data returns EAGAIN and goes through io_uring). The one place O_DIRECT wins for us is the recheck
+//! (read once, hash, forget): see `recheck::DirectFiles`.
 //!
 //! # Buffers and ownership
 //!
@@ -292,20 +294,28 @@ impl Storage {
     /// directories. Done automatically before the first write; call it also when a torrent starts seeding data
     /// that was already there.
     pub async fn create_empty_files(&self) -> Result<(), StorageError> {
-        for index in 0..self.layout.file_count() {
-            if self.layout.length(index) == 0 && !self.layout.is_padding(index) {
-                let path = self.layout.path(index);
-                // Only a missing file is created: an existing one (even a longer one, or a symlink the operator
-                // placed) is left alone rather than truncated.
-                if std::fs::metadata(path).is_ok() {
-                    continue;
-                }
-                let file = super::files::open_for_write(path, 0).await?;
+        let empty: Vec<PathBuf> = (0..self.layout.file_count())
+            .filter(|&i| self.layout.length(i) == 0 && !self.layout.is_padding(i))
+            .map(|i| self.layout.path(i).to_path_buf())
+            .collect();
+        if !empty.is_empty() {
+            // Only a missing file is created: an existing one (even a longer one, or a symlink the operator
+            // placed) is left alone rather than truncated. One blocking-pool call stats them all.
+            let missing: Vec<PathBuf> = glommio::executor()
+                .spawn_blocking(move || {
+                    empty
+                        .into_iter()
+                        .filter(|p| std::fs::metadata(p).is_err())
+                        .collect()
+                })
+                .await;
+            for path in missing {
+                let file = super::files::open_for_write(&path, 0).await?;
                 if let Some(dir) = path.parent() {
                     self.dirty_dirs.borrow_mut().insert(dir.to_path_buf());
                 }
                 if let Err(e) = file.close().await {
-                    return Err(StorageError::io("closing", path, e.into()));
+                    return Err(StorageError::io("closing", &path, e.into()));
                 }
             }
         }

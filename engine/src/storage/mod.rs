@@ -8,17 +8,18 @@
 //! - [`files`]: where a torrent's files live under the download root ([`FileLayout`], lexically confined to the
 //!   root), and the per-shard LRU of open files ([`FilePool`], `--max_files_open`), with lazy creation (parents
 //!   too), sparse length, read-only opens for seeding, and BEP 47 padding files that never touch the disk.
-//! - [`io`]: [`Storage`], a torrent's read/write of blocks and pieces through [`PieceMap::spans`], short reads and
+//! - [`io`]: [`Storage`], a torrent's read/write of blocks and pieces through [`crate::piece_map::PieceMap::spans`], short reads and
 //!   writes, missing data as errors (never zeros or garbage), and `fdatasync` of what was written.
 //! - [`verify`]: SHA-1 of pieces (one, or a batch through the multi-buffer kernel) against the metainfo.
-//! - [`recheck`]: the full check of existing data at disk/SHA speed, producing the have-bitfield and per-file
+//! - [`mod@recheck`]: the full check of existing data at disk/SHA speed, producing the have-bitfield and per-file
 //!   status, and BitTornado's `--check_hashes 0`.
 //!
-//! Why `BufferedFile` and not `DmaFile`: measured in `bench/src/bin/storage_io.rs` (see [`io`] for the figures). A
-//! seedbox serves the same popular blocks many times, and only the page cache makes that cheap; O_DIRECT also
-//! needs 512/4096-byte alignment that multi-file torrents do not have (a block straddling a file boundary would
-//! need a read-modify-write racing with the neighbouring block). The glommio DMA probe trap (stack-notes 1f) is
-//! therefore not armed by this module: it opens no `DmaFile`.
+//! Why `BufferedFile` for blocks and pieces and `DmaFile` only in the recheck: measured in
+//! `bench/src/bin/storage_io.rs` (figures in [`io`] and [`mod@recheck`]). A seedbox serves the same popular blocks
+//! many times, and only the page cache makes that cheap; O_DIRECT also needs 512/4096-byte alignment that
+//! multi-file torrents do not have. A recheck reads everything once, where O_DIRECT halves the shard's CPU and
+//! keeps the cache for seeding. The glommio DMA probe trap (stack-notes 1f) cannot be armed by this module: the
+//! only DMA files it opens hold the data being read, so the first one is never empty.
 
 pub mod files;
 pub mod io;
