@@ -1,1 +1,3 @@
 //! Placeholder: bencode and metainfo.
+
+pub mod sha1_multi;
