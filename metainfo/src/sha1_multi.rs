@@ -89,7 +89,6 @@ pub fn hash_pieces_into(backend: Backend, data: &[&[u8]], out: &mut [Digest]) {
 }
 
 /// Initial SHA-1 state (FIPS 180-4 §5.3.1).
-#[cfg(any(target_arch = "x86_64", test))]
 const H0: [u32; 5] = [
     0x6745_2301,
     0xEFCD_AB89,
@@ -97,6 +96,70 @@ const H0: [u32; 5] = [
     0x1032_5476,
     0xC3D2_E1F0,
 ];
+
+/// A SHA-1 chaining state, for hashing long messages piece by piece ([`compress4`], [`finish`]).
+pub type State = [u32; 5];
+
+/// The state before any block.
+pub const INITIAL_STATE: State = H0;
+
+/// Advances four independent messages by the same number of whole 64-byte blocks.
+///
+/// This is the streaming form of the kernel: a caller can feed four pieces a slice at a
+/// time (say 64 KiB each, so the data stays in L2 cache) and finish each with [`finish`].
+///
+/// # Panics
+/// If the four slices differ in length or are not a multiple of 64 bytes.
+pub fn compress4(backend: Backend, states: &mut [State; 4], data: [&[u8]; 4]) {
+    let len = data[0].len();
+    assert!(len % 64 == 0, "whole blocks only");
+    assert!(data.iter().all(|d| d.len() == len), "equal lengths");
+    if len == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        if backend == Backend::ShaNi && Backend::detect() == Backend::ShaNi {
+            let ptrs = data.map(|d| d.as_ptr());
+            // SAFETY: each pointer is valid for `len` bytes = `len / 64` blocks (checked
+            // above), and the CPU has every feature `compress` is compiled with.
+            unsafe { shani::compress4(states, ptrs, len / 64) };
+            return;
+        }
+    }
+    let _ = backend;
+    for (state, d) in states.iter_mut().zip(data) {
+        let (blocks, rest) = d.as_chunks::<64>();
+        debug_assert!(rest.is_empty());
+        sha1::block_api::compress(state, blocks);
+    }
+}
+
+/// Finishes a message whose first `total_len - tail.len()` bytes (a multiple of 64) are
+/// already compressed into `state`; `tail` holds the remaining bytes.
+///
+/// # Panics
+/// If `tail` is 64 bytes or longer, or `total_len` does not leave `tail` on a block boundary.
+pub fn finish(mut state: State, tail: &[u8], total_len: u64) -> Digest {
+    assert!(tail.len() < 64, "tail shorter than a block");
+    assert_eq!(
+        (total_len - tail.len() as u64) % 64,
+        0,
+        "tail starts on a block boundary"
+    );
+    let mut pad = [[0u8; 64]; 2];
+    let flat = pad.as_flattened_mut();
+    flat[..tail.len()].copy_from_slice(tail);
+    flat[tail.len()] = 0x80;
+    let blocks = if tail.len() < 56 { 1 } else { 2 };
+    flat[blocks * 64 - 8..blocks * 64].copy_from_slice(&total_len.wrapping_mul(8).to_be_bytes());
+    sha1::block_api::compress(&mut state, &pad[..blocks]);
+    let mut d = [0u8; 20];
+    for (chunk, word) in d.chunks_exact_mut(4).zip(state) {
+        chunk.copy_from_slice(&word.to_be_bytes());
+    }
+    d
+}
 
 /// One message being hashed: its whole 64-byte blocks are read in place, the padded
 /// tail (1 or 2 blocks) lives in `tail`.
@@ -166,8 +229,19 @@ impl<'a> Lane<'a> {
 
 #[cfg(target_arch = "x86_64")]
 mod shani {
-    use super::{Digest, Lane};
+    use super::{Digest, Lane, State};
     use core::arch::x86_64::*;
+
+    /// Four lanes, same block count each.
+    ///
+    /// # Safety
+    /// Each `ptrs[l]` must be valid for reads of `blocks * 64` bytes, and the CPU must
+    /// support `sha`, `sse2`, `ssse3` and `sse4.1`.
+    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+    pub(super) unsafe fn compress4(states: &mut [State; 4], ptrs: [*const u8; 4], blocks: usize) {
+        // SAFETY: forwarded from our caller's contract.
+        unsafe { compress::<4>(states, ptrs, blocks) }
+    }
 
     /// Hashes every message with up to 4 lanes in flight.
     ///
@@ -438,6 +512,45 @@ mod tests {
             hash_chunks_into(&buf, piece, &mut out);
             let want: Vec<Digest> = buf.chunks(piece).map(sha1).collect();
             assert_eq!(out, want, "piece {piece}");
+        }
+    }
+
+    #[test]
+    fn streaming_compress4_and_finish_match_one_shot() {
+        let mut rng = fastrand::Rng::with_seed(77);
+        for len in [
+            0usize,
+            1,
+            55,
+            56,
+            63,
+            64,
+            65,
+            127,
+            128,
+            1000,
+            65536,
+            65536 + 100,
+            200_003,
+        ] {
+            let msgs: Vec<Vec<u8>> = (0..4).map(|_| random_bytes(&mut rng, len)).collect();
+            for backend in [Backend::ShaNi, Backend::Portable] {
+                for seg in [64usize, 640, 65536] {
+                    let mut states = [INITIAL_STATE; 4];
+                    let whole = len / 64 * 64;
+                    let mut off = 0;
+                    while off < whole {
+                        let n = seg.min(whole - off);
+                        let data = [0, 1, 2, 3].map(|l| &msgs[l][off..off + n]);
+                        compress4(backend, &mut states, data);
+                        off += n;
+                    }
+                    for l in 0..4 {
+                        let d = finish(states[l], &msgs[l][whole..], len as u64);
+                        assert_eq!(d, sha1(&msgs[l]), "len {len} seg {seg} {backend:?}");
+                    }
+                }
+            }
         }
     }
 
