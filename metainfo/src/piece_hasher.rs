@@ -1,22 +1,29 @@
 //! Hashing files into torrent pieces, and verifying files against piece hashes.
 //!
-//! Shape: one reader thread streams the files (in content order, so the disk sees one
-//! sequential read) into a small pool of big buffers; `threads` hasher threads take
-//! whole buffers and hash their pieces with the multi-buffer SHA-1 kernel
-//! ([`crate::sha1_multi`]). The pool is the read-ahead: while hashers work on some
-//! buffers the reader is already filling the next. Pieces span file boundaries, so a
-//! buffer always holds whole pieces of the concatenated content.
+//! Shape: the content is cut into chunks of a few MiB (a multiple of 4 whole pieces;
+//! pieces span file boundaries). `threads` workers claim chunks in content order, read
+//! each with positional reads into their own buffer and hash it at once with the
+//! multi-buffer SHA-1 kernel ([`crate::sha1_multi`]), while the data is still in cache.
+//! Each worker also asks the kernel to read ahead the chunk it will likely take next
+//! (`posix_fadvise(WILLNEED)`), so disk reads overlap hashing on a cold cache.
+//!
+//! Measured here (warm cache, 2 cores, 1 GiB, 1 MiB pieces): one reader thread feeding
+//! hasher threads through big buffers reached 2.8–3.9 GB/s, because the copy out of the
+//! page cache went to memory and was read back; per-worker reads of 4 MiB reached 5.8 GB/s.
+//! `mmap` would save the copy but a file truncated while mapped kills the process with
+//! SIGBUS, and "a file that changes size while hashing" must be a clean error.
 //!
 //! The arithmetic ([`PieceLayout`]) and the kernel know nothing of files, so the
 //! engine's recheck can reuse them with its own I/O; this module is the std-file
 //! front end used by `make` and `verify`. No async, no sockets.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::sync_channel;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Mutex;
 
 use crate::piece_layout::{LayoutError, PieceLayout};
@@ -49,9 +56,12 @@ pub struct Progress {
 pub struct HashOptions {
     /// Hasher threads; 0 = one per available core.
     pub threads: usize,
-    /// Approximate bytes per read buffer (rounded to a whole number of pieces, at least 4).
+    /// Approximate bytes each thread reads and hashes at a time (rounded to a multiple of
+    /// 4 pieces, at least 4 pieces): a few MiB keeps the data in cache between the copy
+    /// out of the page cache and the hashing.
     pub buffer_bytes: usize,
-    /// Upper bound on the memory all read buffers may take together.
+    /// Upper bound on the memory all buffers may take together (at least 4 pieces per
+    /// thread are always allowed).
     pub memory_bytes_max: usize,
 }
 
@@ -59,8 +69,8 @@ impl Default for HashOptions {
     fn default() -> Self {
         HashOptions {
             threads: 0,
-            buffer_bytes: 8 << 20,
-            memory_bytes_max: 512 << 20,
+            buffer_bytes: 4 << 20,
+            memory_bytes_max: 1 << 30,
         }
     }
 }
@@ -281,21 +291,20 @@ struct RunOutput {
     states: Vec<FileState>,
 }
 
-/// A buffer of whole pieces on its way to a hasher.
-struct Chunk {
-    first_piece: usize,
-    buf: Vec<u8>,
-    len: usize,
-    holes: Vec<Range<u64>>,
-}
-
-/// A hashed buffer on its way back to the caller's thread.
+/// A hashed chunk on its way back to the caller's thread.
 struct Done {
     first_piece: usize,
     bytes: u64,
     digests: Vec<Digest>,
     incomplete: Vec<usize>,
 }
+
+/// Files a worker keeps open (positional reads need no shared cursor, so every worker
+/// has its own handles).
+const OPEN_FILES_PER_WORKER: usize = 16;
+
+/// Files at least this big get a read-ahead hint for the chunks after the current ones.
+const ADVISE_MIN_FILE_BYTES: u64 = 1 << 20;
 
 fn run(
     files: &[SourceFile],
@@ -312,115 +321,48 @@ fn run(
     }
     .clamp(1, 256);
 
-    // Whole pieces per buffer, a multiple of 4 (the kernel's lane count), no more than
-    // needed to give every worker a couple of buffers.
-    let mut per_chunk = options.buffer_bytes.div_ceil(piece_length).max(4);
+    // Whole pieces per chunk, a multiple of 4 (the kernel's lane count), small enough that
+    // every worker gets several chunks and all buffers fit the memory bound.
+    let per_worker_bytes = options
+        .buffer_bytes
+        .min(options.memory_bytes_max / workers)
+        .max(1);
+    let mut per_chunk = per_worker_bytes.div_ceil(piece_length).max(4);
     let fair_share = piece_count.div_ceil(workers * 2).max(1);
     per_chunk = per_chunk.min(fair_share).div_ceil(4) * 4;
-    let chunk_bytes = per_chunk * piece_length;
     let chunk_count = piece_count.div_ceil(per_chunk);
-    let buffers = (options.memory_bytes_max / chunk_bytes.max(1)).clamp(2, workers + 2);
 
-    let stop = AtomicBool::new(false);
-    let (work_tx, work_rx) = sync_channel::<Chunk>(buffers);
-    let work_rx = Mutex::new(work_rx);
-    let (free_tx, free_rx) = sync_channel::<Vec<u8>>(buffers);
-    let (done_tx, done_rx) = sync_channel::<Result<Done, HashError>>(buffers * 2);
-
+    let survey = Survey::take(files, mode)?;
+    let total = layout.total_length();
+    let shared = Shared {
+        files,
+        layout,
+        mode,
+        readable: &survey.readable,
+        states: Mutex::new(survey.states),
+        per_chunk,
+        chunk_count,
+        next_chunk: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
+        ahead: workers,
+    };
     let mut digests = vec![[0u8; 20]; piece_count];
     let mut incomplete = vec![false; piece_count];
-    let total = layout.total_length();
+    let (done_tx, done_rx) = sync_channel::<Result<Done, HashError>>(workers * 4);
 
-    std::thread::scope(|scope| -> Result<RunOutput, HashError> {
-        let reader_done = done_tx.clone();
-        let stop_ref = &stop;
-        let reader = std::thread::Builder::new()
-            .name("piece-reader".into())
-            .spawn_scoped(scope, move || {
-                let mut reader = ContentReader::new(files, mode);
-                let mut allocated = 0usize;
-                for c in 0..chunk_count {
-                    if stop_ref.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let mut buf = if allocated < buffers {
-                        allocated += 1;
-                        vec![0u8; chunk_bytes]
-                    } else {
-                        match free_rx.recv() {
-                            Ok(b) => b,
-                            Err(_) => break,
-                        }
-                    };
-                    let first_piece = c * per_chunk;
-                    let start = first_piece as u64 * piece_length as u64;
-                    let end = (start + chunk_bytes as u64).min(total);
-                    let len = (end - start) as usize;
-                    let mut holes = Vec::new();
-                    if let Err(e) = reader.fill(&mut buf[..len], start, &mut holes) {
-                        let _ = reader_done.send(Err(e));
-                        return reader.states;
-                    }
-                    let chunk = Chunk {
-                        first_piece,
-                        buf,
-                        len,
-                        holes,
-                    };
-                    if work_tx.send(chunk).is_err() {
-                        break;
-                    }
-                }
-                drop(work_tx);
-                if !stop_ref.load(Ordering::Relaxed) {
-                    if let Err(e) = reader.finish() {
-                        let _ = reader_done.send(Err(e));
-                    }
-                }
-                reader.states
-            })
-            .map_err(HashError::Spawn)?;
-
-        for i in 0..workers {
-            let work_rx = &work_rx;
-            let free_tx = free_tx.clone();
+    let result = std::thread::scope(|scope| -> Result<(), HashError> {
+        for i in 0..workers.min(chunk_count) {
             let done_tx = done_tx.clone();
-            let stop = &stop;
+            let shared = &shared;
             std::thread::Builder::new()
                 .name(format!("piece-hasher-{i}"))
-                .spawn_scoped(scope, move || loop {
-                    let next = work_rx.lock().map(|rx| rx.recv());
-                    let Ok(Ok(chunk)) = next else { return };
-                    if !stop.load(Ordering::Relaxed) {
-                        let data = &chunk.buf[..chunk.len];
-                        let mut out = vec![[0u8; 20]; chunk.len.div_ceil(piece_length)];
-                        sha1_multi::hash_chunks_into(data, piece_length, &mut out);
-                        let mut bad = Vec::new();
-                        for hole in &chunk.holes {
-                            bad.extend(layout.pieces_overlapping(hole.clone()));
-                        }
-                        let done = Done {
-                            first_piece: chunk.first_piece,
-                            bytes: chunk.len as u64,
-                            digests: out,
-                            incomplete: bad,
-                        };
-                        if done_tx.send(Ok(done)).is_err() {
-                            stop.store(true, Ordering::Relaxed);
-                        }
-                    }
-                    // The reader may have finished; a closed pool is fine.
-                    let _ = free_tx.try_send(chunk.buf);
-                })
+                .spawn_scoped(scope, move || shared.work(&done_tx))
                 .map_err(|e| {
-                    stop.store(true, Ordering::Relaxed);
+                    shared.stop.store(true, Ordering::Relaxed);
                     HashError::Spawn(e)
                 })?;
         }
-        drop(free_tx);
         drop(done_tx);
-
-        let mut result = Ok(());
         let mut p = Progress {
             pieces_done: 0,
             pieces_total: piece_count,
@@ -428,266 +370,357 @@ fn run(
             bytes_total: total,
         };
         for msg in done_rx.iter() {
-            match msg {
-                Ok(done) => {
-                    let n = done.digests.len();
-                    digests[done.first_piece..done.first_piece + n].copy_from_slice(&done.digests);
-                    for piece in done.incomplete {
-                        incomplete[piece] = true;
-                    }
-                    p.pieces_done += n;
-                    p.bytes_done += done.bytes;
-                    progress(p);
-                }
+            let done = match msg {
+                Ok(done) => done,
                 Err(e) => {
-                    stop.store(true, Ordering::Relaxed);
-                    result = Err(e);
-                    break;
+                    shared.stop.store(true, Ordering::Relaxed);
+                    return Err(e);
                 }
+            };
+            let n = done.digests.len();
+            digests[done.first_piece..done.first_piece + n].copy_from_slice(&done.digests);
+            for piece in done.incomplete {
+                incomplete[piece] = true;
             }
+            p.pieces_done += n;
+            p.bytes_done += done.bytes;
+            progress(p);
         }
-        drop(done_rx);
-        let states = reader
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        result?;
         assert_eq!(
             p.pieces_done, piece_count,
             "every piece hashed exactly once"
         );
-        Ok(RunOutput {
-            digests,
-            incomplete,
-            states,
-        })
+        Ok(())
+    });
+    result?;
+    let states = shared
+        .states
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if mode == Mode::Strict {
+        // A file that grew (or shrank and grew back) after we read it.
+        for f in files {
+            let now = std::fs::metadata(&f.path).map_err(|source| HashError::Read {
+                path: f.path.clone(),
+                source,
+            })?;
+            if now.len() != f.length {
+                return Err(changed(&f.path, f.length, now.len()));
+            }
+        }
+    }
+    Ok(RunOutput {
+        digests,
+        incomplete,
+        states,
     })
 }
 
-/// The file currently being read.
-struct OpenFile {
-    index: usize,
-    /// None when the file is missing or unreadable (lenient mode reads zeros).
-    file: Option<File>,
-    /// Bytes of this file consumed so far.
-    pos: u64,
-    /// Bytes that can really be read (less than the listed length for a short file).
-    readable: u64,
-}
-
-/// Streams the concatenated content of the files, sequentially.
-struct ContentReader<'a> {
-    files: &'a [SourceFile],
-    mode: Mode,
-    next_file: usize,
-    current: Option<OpenFile>,
+/// What each file looked like before hashing.
+struct Survey {
     states: Vec<FileState>,
+    /// Bytes of each file that can be read (less than listed for short/missing files).
+    readable: Vec<u64>,
 }
 
-impl<'a> ContentReader<'a> {
-    fn new(files: &'a [SourceFile], mode: Mode) -> Self {
-        ContentReader {
-            files,
-            mode,
-            next_file: 0,
-            current: None,
-            states: vec![FileState::Ok; files.len()],
-        }
-    }
-
-    /// Fills `buf` with the content bytes starting at `offset` (which must be where the
-    /// previous fill ended), recording missing byte ranges in `holes` (lenient mode).
-    fn fill(
-        &mut self,
-        buf: &mut [u8],
-        offset: u64,
-        holes: &mut Vec<Range<u64>>,
-    ) -> Result<(), HashError> {
-        let mut filled = 0usize;
-        while filled < buf.len() {
-            let cur = match self.current.take() {
-                Some(c) => c,
-                None => {
-                    assert!(self.next_file < self.files.len(), "read past the content");
-                    let c = self.open(self.next_file)?;
-                    self.next_file += 1;
-                    c
+impl Survey {
+    fn take(files: &[SourceFile], mode: Mode) -> Result<Survey, HashError> {
+        let mut states = Vec::with_capacity(files.len());
+        let mut readable = Vec::with_capacity(files.len());
+        for f in files {
+            let (state, can_read) = match (mode, std::fs::metadata(&f.path)) {
+                (Mode::Strict, Err(source)) => {
+                    return Err(HashError::Open {
+                        path: f.path.clone(),
+                        source,
+                    })
                 }
-            };
-            let mut cur = cur;
-            let length = self.files[cur.index].length;
-            let want = (length - cur.pos).min((buf.len() - filled) as u64) as usize;
-            let dst = &mut buf[filled..filled + want];
-            let got = self.read_into(&mut cur, dst)?;
-            if got < want {
-                dst[got..].fill(0);
-                let at = offset + (filled + got) as u64;
-                push_hole(holes, at..at + (want - got) as u64);
-            }
-            filled += want;
-            cur.pos += want as u64;
-            if cur.pos == length {
-                self.close(cur)?;
-            } else {
-                self.current = Some(cur);
-            }
-        }
-        Ok(())
-    }
-
-    /// Opens and checks the files after the last byte of content (empty files at the end).
-    fn finish(&mut self) -> Result<(), HashError> {
-        if let Some(cur) = self.current.take() {
-            self.close(cur)?;
-        }
-        while self.next_file < self.files.len() {
-            let cur = self.open(self.next_file)?;
-            self.next_file += 1;
-            let length = self.files[cur.index].length;
-            if length != 0 {
-                // Only reachable if the caller stopped early; nothing to check then.
-                return Ok(());
-            }
-            self.close(cur)?;
-        }
-        Ok(())
-    }
-
-    fn open(&mut self, index: usize) -> Result<OpenFile, HashError> {
-        let src = &self.files[index];
-        let opened = File::open(&src.path).and_then(|f| {
-            let meta = f.metadata()?;
-            Ok((f, meta))
-        });
-        match (self.mode, opened) {
-            (Mode::Strict, Err(source)) => Err(HashError::Open {
-                path: src.path.clone(),
-                source,
-            }),
-            (Mode::Strict, Ok((f, meta))) => {
-                if !meta.is_file() {
-                    return Err(HashError::NotAFile {
-                        path: src.path.clone(),
-                    });
+                (Mode::Strict, Ok(meta)) => {
+                    if !meta.is_file() {
+                        return Err(HashError::NotAFile {
+                            path: f.path.clone(),
+                        });
+                    }
+                    if meta.len() != f.length {
+                        return Err(changed(&f.path, f.length, meta.len()));
+                    }
+                    (FileState::Ok, f.length)
                 }
-                if meta.len() != src.length {
-                    return Err(changed(&src.path, src.length, meta.len()));
+                (Mode::Lenient, Err(e)) if e.kind() == io::ErrorKind::NotFound => {
+                    (FileState::Missing, 0)
                 }
-                Ok(OpenFile {
-                    index,
-                    file: Some(f),
-                    pos: 0,
-                    readable: src.length,
-                })
-            }
-            (Mode::Lenient, Err(e)) => {
-                self.states[index] = if e.kind() == io::ErrorKind::NotFound {
-                    FileState::Missing
-                } else {
+                (Mode::Lenient, Err(e)) => (
                     FileState::Unreadable {
                         reason: e.to_string(),
-                    }
-                };
-                Ok(OpenFile {
-                    index,
-                    file: None,
-                    pos: 0,
-                    readable: 0,
-                })
-            }
-            (Mode::Lenient, Ok((f, meta))) => {
-                if !meta.is_file() {
-                    self.states[index] = FileState::Unreadable {
+                    },
+                    0,
+                ),
+                (Mode::Lenient, Ok(meta)) if !meta.is_file() => (
+                    FileState::Unreadable {
                         reason: "not a regular file".into(),
+                    },
+                    0,
+                ),
+                (Mode::Lenient, Ok(meta)) => {
+                    let actual = meta.len();
+                    let state = match actual.cmp(&f.length) {
+                        std::cmp::Ordering::Less => FileState::Short { actual },
+                        std::cmp::Ordering::Greater => FileState::Long { actual },
+                        std::cmp::Ordering::Equal => FileState::Ok,
                     };
-                    return Ok(OpenFile {
-                        index,
-                        file: None,
-                        pos: 0,
-                        readable: 0,
-                    });
+                    (state, actual.min(f.length))
                 }
-                let actual = meta.len();
-                self.states[index] = match actual.cmp(&src.length) {
-                    std::cmp::Ordering::Less => FileState::Short { actual },
-                    std::cmp::Ordering::Greater => FileState::Long { actual },
-                    std::cmp::Ordering::Equal => FileState::Ok,
-                };
-                Ok(OpenFile {
-                    index,
-                    file: Some(f),
-                    pos: 0,
-                    readable: actual.min(src.length),
-                })
+            };
+            states.push(state);
+            readable.push(can_read);
+        }
+        Ok(Survey { states, readable })
+    }
+}
+
+/// State every worker shares.
+struct Shared<'a> {
+    files: &'a [SourceFile],
+    layout: &'a PieceLayout,
+    mode: Mode,
+    readable: &'a [u64],
+    /// Written only when a file turns out worse than the survey said (rare).
+    states: Mutex<Vec<FileState>>,
+    per_chunk: usize,
+    chunk_count: usize,
+    next_chunk: AtomicUsize,
+    stop: AtomicBool,
+    /// How many chunks past its own a worker asks the kernel to read ahead.
+    ahead: usize,
+}
+
+impl Shared<'_> {
+    /// One worker: claim chunks in order, read each with positional reads into its own
+    /// buffer, hash it, report it.
+    fn work(&self, done_tx: &SyncSender<Result<Done, HashError>>) {
+        let piece_length = self.layout.piece_length() as usize;
+        let mut buf = Vec::new();
+        let mut open = OpenFiles::default();
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let c = self.next_chunk.fetch_add(1, Ordering::Relaxed);
+            if c >= self.chunk_count {
+                return;
+            }
+            self.advise(c + self.ahead, &mut open);
+            let first_piece = c * self.per_chunk;
+            let start = first_piece as u64 * piece_length as u64;
+            let end =
+                (start + (self.per_chunk * piece_length) as u64).min(self.layout.total_length());
+            let len = (end - start) as usize;
+            buf.resize(len, 0);
+            let mut holes = Vec::new();
+            let msg = self
+                .read_range(start, &mut buf[..len], &mut holes, &mut open)
+                .map(|()| {
+                    let mut digests = vec![[0u8; 20]; len.div_ceil(piece_length)];
+                    sha1_multi::hash_chunks_into(&buf[..len], piece_length, &mut digests);
+                    let mut incomplete = Vec::new();
+                    for hole in holes {
+                        incomplete.extend(self.layout.pieces_overlapping(hole));
+                    }
+                    Done {
+                        first_piece,
+                        bytes: len as u64,
+                        digests,
+                        incomplete,
+                    }
+                });
+            let failed = msg.is_err();
+            if done_tx.send(msg).is_err() || failed {
+                self.stop.store(true, Ordering::Relaxed);
+                return;
             }
         }
     }
 
-    /// Reads up to `dst.len()` bytes of the current file; returns how many were read
-    /// (fewer only in lenient mode, where the rest counts as missing).
-    fn read_into(&mut self, cur: &mut OpenFile, dst: &mut [u8]) -> Result<usize, HashError> {
-        let path = &self.files[cur.index].path;
-        let readable = cur.readable.saturating_sub(cur.pos).min(dst.len() as u64) as usize;
-        let Some(file) = cur.file.as_mut() else {
-            return Ok(0);
+    /// Hints the kernel to start reading chunk `c` (read-ahead overlapping our hashing).
+    fn advise(&self, c: usize, open: &mut OpenFiles) {
+        if c >= self.chunk_count {
+            return;
+        }
+        let piece_length = self.layout.piece_length();
+        let start = (c * self.per_chunk) as u64 * piece_length;
+        let end = (start + self.per_chunk as u64 * piece_length).min(self.layout.total_length());
+        for f in self.layout.files_overlapping(start..end) {
+            let range = self.layout.file_range(f);
+            if range.end - range.start < ADVISE_MIN_FILE_BYTES || self.readable[f] == 0 {
+                continue;
+            }
+            if let Some(file) = open.get(f, &self.files[f].path) {
+                let from = start.max(range.start) - range.start;
+                let to = end.min(range.end) - range.start;
+                read_ahead::will_need(file, from, to - from);
+            }
+        }
+    }
+
+    /// Fills `dst` with the content bytes starting at `start`. Strict mode fails on any
+    /// shortfall; lenient mode reads what is there, zero-fills the rest and records holes.
+    fn read_range(
+        &self,
+        start: u64,
+        dst: &mut [u8],
+        holes: &mut Vec<Range<u64>>,
+        open: &mut OpenFiles,
+    ) -> Result<(), HashError> {
+        let end = start + dst.len() as u64;
+        for f in self.layout.files_overlapping(start..end) {
+            let range = self.layout.file_range(f);
+            let a = start.max(range.start);
+            let b = end.min(range.end);
+            if a >= b {
+                continue; // an empty file inside the range
+            }
+            let out = &mut dst[(a - start) as usize..(b - start) as usize];
+            let in_file = a - range.start;
+            let can = self.readable[f].saturating_sub(in_file).min(b - a) as usize;
+            let got = if can == 0 {
+                0
+            } else {
+                self.read_file(f, in_file, &mut out[..can], open)?
+            };
+            if got < out.len() {
+                out[got..].fill(0);
+                push_hole(holes, a + got as u64..b);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `out.len()` bytes of file `f` at `offset`; returns how many were read (fewer
+    /// only in lenient mode).
+    fn read_file(
+        &self,
+        f: usize,
+        offset: u64,
+        out: &mut [u8],
+        open: &mut OpenFiles,
+    ) -> Result<usize, HashError> {
+        let src = &self.files[f];
+        let Some(file) = open.get(f, &src.path) else {
+            return match self.mode {
+                Mode::Strict => Err(HashError::Open {
+                    path: src.path.clone(),
+                    source: open.last_error(),
+                }),
+                Mode::Lenient => {
+                    self.mark(
+                        f,
+                        FileState::Unreadable {
+                            reason: open.last_error().to_string(),
+                        },
+                    );
+                    Ok(0)
+                }
+            };
         };
         let mut got = 0usize;
-        while got < readable {
-            match file.read(&mut dst[got..readable]) {
+        while got < out.len() {
+            match file.read_at(&mut out[got..], offset + got as u64) {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(source) => match self.mode {
-                    Mode::Strict => {
-                        return Err(HashError::Read {
-                            path: path.clone(),
+                Err(source) => {
+                    return match self.mode {
+                        Mode::Strict => Err(HashError::Read {
+                            path: src.path.clone(),
                             source,
-                        })
-                    }
-                    Mode::Lenient => {
-                        self.states[cur.index] = FileState::Unreadable {
-                            reason: source.to_string(),
-                        };
-                        cur.file = None;
-                        return Ok(got);
-                    }
-                },
+                        }),
+                        Mode::Lenient => {
+                            self.mark(
+                                f,
+                                FileState::Unreadable {
+                                    reason: source.to_string(),
+                                },
+                            );
+                            Ok(got)
+                        }
+                    };
+                }
             }
         }
-        if got < dst.len() {
+        if got < out.len() {
+            // End of file before the listed length: it shrank after the survey.
+            let actual = file.metadata().map_or(offset + got as u64, |m| m.len());
             match self.mode {
-                Mode::Strict => {
-                    // End of file before the listed length: the file shrank.
-                    let actual = file.metadata().map_or(cur.pos + got as u64, |m| m.len());
-                    return Err(changed(path, self.files[cur.index].length, actual));
-                }
-                Mode::Lenient => {
-                    if got < readable {
-                        // Shrank while we read it.
-                        let actual = cur.pos + got as u64;
-                        self.states[cur.index] = FileState::Short { actual };
-                        cur.readable = actual;
-                    }
-                }
+                Mode::Strict => return Err(changed(&src.path, src.length, actual)),
+                Mode::Lenient => self.mark(f, FileState::Short { actual }),
             }
         }
         Ok(got)
     }
 
-    /// Done with a file: in strict mode, check it still has its listed size.
-    fn close(&mut self, cur: OpenFile) -> Result<(), HashError> {
-        if self.mode == Mode::Strict {
-            let src = &self.files[cur.index];
-            if let Some(f) = &cur.file {
-                let now = f.metadata().map_err(|source| HashError::Read {
-                    path: src.path.clone(),
-                    source,
-                })?;
-                if now.len() != src.length {
-                    return Err(changed(&src.path, src.length, now.len()));
-                }
-            }
+    fn mark(&self, f: usize, state: FileState) {
+        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        // Keep the first problem found: it is the one a user can act on.
+        if matches!(states[f], FileState::Ok | FileState::Long { .. }) {
+            states[f] = state;
         }
-        Ok(())
+    }
+}
+
+/// A worker's small cache of open files (most recently used last).
+#[derive(Default)]
+struct OpenFiles {
+    entries: Vec<(usize, Option<File>)>,
+    error: Option<io::Error>,
+}
+
+impl OpenFiles {
+    /// File `f`, opened on first use; `None` if it cannot be opened (see `last_error`).
+    fn get(&mut self, f: usize, path: &Path) -> Option<&File> {
+        let pos = match self.entries.iter().position(|(i, _)| *i == f) {
+            Some(pos) => pos,
+            None => {
+                if self.entries.len() >= OPEN_FILES_PER_WORKER {
+                    self.entries.remove(0);
+                }
+                let file = match File::open(path) {
+                    Ok(file) => Some(file),
+                    Err(e) => {
+                        self.error = Some(e);
+                        None
+                    }
+                };
+                self.entries.push((f, file));
+                self.entries.len() - 1
+            }
+        };
+        self.entries[pos].1.as_ref()
+    }
+
+    fn last_error(&self) -> io::Error {
+        match &self.error {
+            Some(e) => io::Error::new(e.kind(), e.to_string()),
+            None => io::Error::other("cannot open"),
+        }
+    }
+}
+
+/// Kernel read-ahead hints.
+mod read_ahead {
+    use std::fs::File;
+    use std::os::fd::AsRawFd;
+
+    /// Asks the kernel to start reading `len` bytes at `offset` into the page cache now,
+    /// so the read that follows finds them there. A hint: failures are ignored.
+    pub fn will_need(file: &File, offset: u64, len: u64) {
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return;
+        };
+        // SAFETY: posix_fadvise only reads its integer arguments; the descriptor is owned
+        // by `file`, which is alive for the duration of the call.
+        unsafe {
+            libc::posix_fadvise(file.as_raw_fd(), offset, len, libc::POSIX_FADV_WILLNEED);
+        }
     }
 }
 

@@ -112,7 +112,7 @@ pub const INITIAL_STATE: State = H0;
 /// If the four slices differ in length or are not a multiple of 64 bytes.
 pub fn compress4(backend: Backend, states: &mut [State; 4], data: [&[u8]; 4]) {
     let len = data[0].len();
-    assert!(len % 64 == 0, "whole blocks only");
+    assert!(len.is_multiple_of(64), "whole blocks only");
     assert!(data.iter().all(|d| d.len() == len), "equal lengths");
     if len == 0 {
         return;
