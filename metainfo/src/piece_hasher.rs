@@ -847,6 +847,64 @@ mod tests {
     }
 
     #[test]
+    fn file_changing_size_during_hashing_is_caught() {
+        // The progress callback runs on the caller's thread after each chunk, so it can
+        // change the file while the workers are still reading later chunks.
+        let dir = tempdir("during");
+        let data = vec![3u8; 400 * 1024];
+        let f = write(&dir, "a", &data);
+        let opts = HashOptions {
+            threads: 1,
+            buffer_bytes: 1,
+            memory_bytes_max: 1,
+        };
+        let path = f.path.clone();
+        let mut first = true;
+        let err = hash_files(std::slice::from_ref(&f), 1024, &opts, &mut |_| {
+            if std::mem::take(&mut first) {
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .unwrap()
+                    .write_all(b"grown")
+                    .unwrap();
+            }
+        })
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                HashError::ChangedSize {
+                    expected: 409600,
+                    actual: 409605,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+
+        write(&dir, "a", &data);
+        let mut first = true;
+        let err = hash_files(std::slice::from_ref(&f), 1024, &opts, &mut |_| {
+            if std::mem::take(&mut first) {
+                // One ftruncate: the file is never seen at any other size.
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .unwrap()
+                    .set_len(1000)
+                    .unwrap();
+            }
+        })
+        .unwrap_err();
+        assert!(
+            matches!(err, HashError::ChangedSize { actual: 1000, .. }),
+            "{err}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn directory_in_place_of_file_is_an_error_not_a_panic() {
         let dir = tempdir("notfile");
         let f = SourceFile {

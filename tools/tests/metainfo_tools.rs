@@ -242,7 +242,21 @@ fn verify_accepts_other_tools_torrents_and_pinpoints_damage() {
         .args(["-s", "64", "-t", TRACKER, "-o"])
         .arg(&tr)
         .arg(&content));
-    for t in [&mk, &tr] {
+    let lt = d.path().join("lt.torrent");
+    ok(Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(
+            "import sys, os, libtorrent as lt\n\
+             fs = lt.file_storage()\n\
+             lt.add_files(fs, sys.argv[1])\n\
+             ct = lt.create_torrent(fs, 65536, flags=lt.create_torrent.v1_only)\n\
+             ct.add_tracker('http://127.0.0.1:6969/announce')\n\
+             lt.set_piece_hashes(ct, os.path.dirname(sys.argv[1]))\n\
+             open(sys.argv[2], 'wb').write(lt.bencode(ct.generate()))",
+        )
+        .arg(&content)
+        .arg(&lt));
+    for t in [&mk, &tr, &lt] {
         let out = ok(cyclone().arg("verify").arg(t).arg(&content));
         assert!(out.contains("verify: OK"), "{out}");
     }
