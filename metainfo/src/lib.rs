@@ -24,4 +24,4 @@ mod torrent;
 pub use error::MetainfoError;
 pub use info_hash::{InfoHash, InfoHashParseError};
 pub use magnet::{Magnet, MagnetError};
-pub use torrent::{FileEntry, Info, Metainfo, MAX_FILES, MAX_PIECE_LENGTH};
+pub use torrent::{raw_info, FileEntry, Info, Metainfo, MAX_FILES, MAX_PIECE_LENGTH};
