@@ -752,7 +752,7 @@ mod tests {
         assert_eq!(m.info.pieces, want);
         assert!(m.creation_date.is_none() && m.created_by.is_none());
         let keys: Vec<&[u8]> = m.raw_top_level.keys().map(Vec::as_slice).collect();
-        assert_eq!(keys, [&b"announce"[..], b"announce-list", b"info"]);
+        assert_eq!(keys, [&b"announce"[..], b"announce-list"]);
 
         let private = make_torrent(
             &list,

@@ -304,9 +304,12 @@ fn verify_accepts_other_tools_torrents_and_pinpoints_damage() {
     assert!(err.contains(&format!("{incomplete} incomplete")), "{err}");
 }
 
-/// Top-level keys with their raw bytes.
+/// Top-level keys with their raw bytes, `info` included.
 fn raw_keys(path: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    metainfo(path).raw_top_level
+    let m = metainfo(path);
+    let mut keys = m.raw_top_level;
+    keys.insert(b"info".to_vec(), m.info.raw);
+    keys
 }
 
 #[test]
