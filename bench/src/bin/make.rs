@@ -41,12 +41,16 @@ fn main() {
     }
     assert!((1..=50).contains(&runs), "--runs must be 1..=50");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let dir = TempDir(std::env::temp_dir().join(format!("cyclone-bench-make-{}", std::process::id())));
+    let dir =
+        TempDir(std::env::temp_dir().join(format!("cyclone-bench-make-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0).expect("create /tmp data dir");
 
     println!("# make vs mktorrent -t {cores}; {runs} runs each, warm cache");
     println!("# load average at start: {}", load_average());
-    println!("# SHA-1 backend: {:?}", cyclone_metainfo::sha1_multi::Backend::detect());
+    println!(
+        "# SHA-1 backend: {:?}",
+        cyclone_metainfo::sha1_multi::Backend::detect()
+    );
 
     let big = dir.0.join("big.bin");
     write_random(&big, big_mib << 20, 1);
@@ -65,7 +69,10 @@ fn main() {
         &dir.0,
     );
     compare(
-        &format!("2000 files / {:.0} MiB, 256 KiB pieces", many_bytes as f64 / (1 << 20) as f64),
+        &format!(
+            "2000 files / {:.0} MiB, 256 KiB pieces",
+            many_bytes as f64 / (1 << 20) as f64
+        ),
         &many,
         1 << 18,
         many_bytes,
@@ -76,7 +83,15 @@ fn main() {
     println!("# load average at end: {}", load_average());
 }
 
-fn compare(label: &str, target: &Path, piece: u64, bytes: u64, runs: usize, cores: usize, tmp: &Path) {
+fn compare(
+    label: &str,
+    target: &Path,
+    piece: u64,
+    bytes: u64,
+    runs: usize,
+    cores: usize,
+    tmp: &Path,
+) {
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     let out = tmp.join("mk.torrent");
@@ -100,7 +115,12 @@ fn compare(label: &str, target: &Path, piece: u64, bytes: u64, runs: usize, core
         let _ = std::fs::remove_file(&out);
         let t = Instant::now();
         let status = Command::new("mktorrent")
-            .args(["-a", "http://127.0.0.1:6969/announce", "-l", &piece.trailing_zeros().to_string()])
+            .args([
+                "-a",
+                "http://127.0.0.1:6969/announce",
+                "-l",
+                &piece.trailing_zeros().to_string(),
+            ])
             .args(["-t", &cores.to_string(), "-o"])
             .arg(&out)
             .arg(target)
@@ -110,7 +130,8 @@ fn compare(label: &str, target: &Path, piece: u64, bytes: u64, runs: usize, core
         theirs.push(t.elapsed());
         assert!(status.success(), "mktorrent failed");
     }
-    let mk = Metainfo::from_bytes(&std::fs::read(&out).expect("read mktorrent output")).expect("parse");
+    let mk =
+        Metainfo::from_bytes(&std::fs::read(&out).expect("read mktorrent output")).expect("parse");
     assert_eq!(Some(mk.info_hash), our_hash, "same info-hash as mktorrent");
     let (om, omed) = stats(&mut ours);
     let (tm, tmed) = stats(&mut theirs);
