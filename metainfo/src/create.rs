@@ -453,6 +453,7 @@ pub fn make_torrent(
         .map(|f| SourceFile {
             path: f.disk_path.clone(),
             length: f.length,
+            padding: false,
         })
         .collect();
     let digests = piece_hasher::hash_files(&sources, piece_length, &options.hash, progress)?;

@@ -36,6 +36,8 @@ pub struct SourceFile {
     pub path: PathBuf,
     /// Bytes this file contributes to the content.
     pub length: u64,
+    /// A BEP 47 padding file: `length` zero bytes that are never on disk.
+    pub padding: bool,
 }
 
 /// Progress reported after each hashed buffer.
@@ -399,7 +401,7 @@ fn run(
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     if mode == Mode::Strict {
         // A file that grew (or shrank and grew back) after we read it.
-        for f in files {
+        for f in files.iter().filter(|f| !f.padding) {
             let now = std::fs::metadata(&f.path).map_err(|source| HashError::Read {
                 path: f.path.clone(),
                 source,
@@ -428,6 +430,11 @@ impl Survey {
         let mut states = Vec::with_capacity(files.len());
         let mut readable = Vec::with_capacity(files.len());
         for f in files {
+            if f.padding {
+                states.push(FileState::Ok);
+                readable.push(0);
+                continue;
+            }
             let (state, can_read) = match (mode, std::fs::metadata(&f.path)) {
                 (Mode::Strict, Err(source)) => {
                     return Err(HashError::Open {
@@ -580,6 +587,10 @@ impl Shared<'_> {
                 continue; // an empty file inside the range
             }
             let out = &mut dst[(a - start) as usize..(b - start) as usize];
+            if self.files[f].padding {
+                out.fill(0);
+                continue;
+            }
             let in_file = a - range.start;
             let can = self.readable[f].saturating_sub(in_file).min(b - a) as usize;
             let got = if can == 0 {
@@ -762,6 +773,7 @@ mod tests {
         SourceFile {
             path,
             length: data.len() as u64,
+            padding: false,
         }
     }
 
@@ -820,6 +832,7 @@ mod tests {
         let gone = vec![SourceFile {
             path: dir.join("missing"),
             length: 0,
+            padding: false,
         }];
         let err = hash_files(&gone, 1 << 14, &small_opts(), &mut |_| {}).unwrap_err();
         assert!(matches!(err, HashError::Open { .. }), "{err}");
@@ -910,6 +923,7 @@ mod tests {
         let f = SourceFile {
             path: dir.clone(),
             length: 10,
+            padding: false,
         };
         let err = hash_files(&[f], 1024, &small_opts(), &mut |_| {}).unwrap_err();
         assert!(

@@ -243,20 +243,25 @@ fn verify_accepts_other_tools_torrents_and_pinpoints_damage() {
         .arg(&tr)
         .arg(&content));
     let lt = d.path().join("lt.torrent");
+    let hybrid = d.path().join("hybrid.torrent");
     ok(Command::new("/usr/bin/python3")
         .arg("-c")
         .arg(
             "import sys, os, libtorrent as lt\n\
              fs = lt.file_storage()\n\
              lt.add_files(fs, sys.argv[1])\n\
-             ct = lt.create_torrent(fs, 65536, flags=lt.create_torrent.v1_only)\n\
-             ct.add_tracker('http://127.0.0.1:6969/announce')\n\
-             lt.set_piece_hashes(ct, os.path.dirname(sys.argv[1]))\n\
-             open(sys.argv[2], 'wb').write(lt.bencode(ct.generate()))",
+             for flags, out in ((lt.create_torrent.v1_only, sys.argv[2]), (0, sys.argv[3])):\n\
+             \x20   ct = lt.create_torrent(fs, 65536, flags=flags)\n\
+             \x20   ct.add_tracker('http://127.0.0.1:6969/announce')\n\
+             \x20   lt.set_piece_hashes(ct, os.path.dirname(sys.argv[1]))\n\
+             \x20   open(out, 'wb').write(lt.bencode(ct.generate()))",
         )
         .arg(&content)
-        .arg(&lt));
-    for t in [&mk, &tr, &lt] {
+        .arg(&lt)
+        .arg(&hybrid));
+    // The hybrid torrent has BEP 47 padding files (`.pad/N`), which are zeros, not files.
+    assert!(metainfo(&hybrid).info.files.iter().any(|f| f.is_padding()));
+    for t in [&mk, &tr, &lt, &hybrid] {
         let out = ok(cyclone().arg("verify").arg(t).arg(&content));
         assert!(out.contains("verify: OK"), "{out}");
     }

@@ -2,6 +2,7 @@
 //!
 //! Missing and short files are read as zeros, so every other file keeps its offset and
 //! only the pieces that really lack bytes are reported (not everything after a gap).
+//! BEP 47 padding files (`attr` contains `p`) are zeros that are never on disk.
 //!
 //! Exit codes for scripts: 0 all pieces and files match; 3 corrupt data (a piece with all
 //! its bytes present fails its hash, or a file is longer than listed); 4 incomplete
@@ -97,6 +98,7 @@ pub fn source_files(m: &Metainfo, content: &Path) -> Vec<SourceFile> {
         return vec![SourceFile {
             path: content.to_path_buf(),
             length: m.info.total_length(),
+            padding: false,
         }];
     }
     m.info
@@ -110,6 +112,7 @@ pub fn source_files(m: &Metainfo, content: &Path) -> Vec<SourceFile> {
             SourceFile {
                 path,
                 length: f.length,
+                padding: f.is_padding(),
             }
         })
         .collect()
