@@ -136,11 +136,16 @@ pub fn torrent_file_name(path: &Path) -> PathBuf {
 }
 
 /// Everything needed to make torrents, resolved from flags.
+#[derive(Clone)]
 pub struct Job {
     pub options: MakeOptions,
     pub walk: WalkOptions,
     pub overwrite: bool,
     pub quiet: bool,
+    /// Draw the progress bar (off when several jobs share the terminal).
+    pub progress: bool,
+    /// Torrents made at the same time by `completedir` (0 = one per core).
+    pub jobs: usize,
 }
 
 impl Job {
@@ -215,6 +220,8 @@ impl Job {
             walk,
             overwrite: f.force,
             quiet: f.quiet,
+            progress: !f.quiet,
+            jobs: 0,
         })
     }
 
@@ -223,7 +230,7 @@ impl Job {
         let fail = |e: create::MakeError| CliError::Failed(e.to_string());
         let list = create::collect_files(source, &self.walk).map_err(fail)?;
         let label = source.display().to_string();
-        let mut bar = ProgressBar::new(label, self.quiet);
+        let mut bar = ProgressBar::new(label, !self.progress);
         let made = create::make_torrent(&list, &self.options, &mut |p| bar.update(p));
         bar.finish();
         let made = made.map_err(fail)?;
