@@ -350,9 +350,10 @@ fn run(
     };
     let mut digests = vec![[0u8; 20]; piece_count];
     let mut incomplete = vec![false; piece_count];
-    let (done_tx, done_rx) = sync_channel::<Result<Done, HashError>>(workers * 4);
-
     let result = std::thread::scope(|scope| -> Result<(), HashError> {
+        // Created inside the scope so that returning early drops the receiver before the
+        // scope joins the workers: a worker blocked sending then fails and exits.
+        let (done_tx, done_rx) = sync_channel::<Result<Done, HashError>>(workers * 4);
         for i in 0..workers.min(chunk_count) {
             let done_tx = done_tx.clone();
             let shared = &shared;
@@ -898,6 +899,8 @@ mod tests {
 
         write(&dir, "a", &data);
         let mut first = true;
+        // Several workers: the others are still sending when the error arrives.
+        let opts = HashOptions { threads: 4, ..opts };
         let err = hash_files(std::slice::from_ref(&f), 1024, &opts, &mut |_| {
             if std::mem::take(&mut first) {
                 // One ftruncate: the file is never seen at any other size.
