@@ -317,7 +317,7 @@ fn run(
 ) -> Result<RunOutput, HashError> {
     let piece_count = layout.piece_count();
     let piece_length = layout.piece_length() as usize;
-    let workers = match options.threads {
+    let mut workers = match options.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     }
@@ -332,6 +332,13 @@ fn run(
     let mut per_chunk = per_worker_bytes.div_ceil(piece_length).max(4);
     let fair_share = piece_count.div_ceil(workers * 2).max(1);
     per_chunk = per_chunk.min(fair_share).div_ceil(4) * 4;
+    // Huge pieces (hundreds of MiB): fewer pieces per chunk and fewer workers rather than
+    // buffers past the memory bound; one piece per worker is the floor.
+    let affordable = options.memory_bytes_max / workers / piece_length;
+    if affordable < per_chunk {
+        per_chunk = affordable.clamp(1, per_chunk);
+        workers = (options.memory_bytes_max / (per_chunk * piece_length)).clamp(1, workers);
+    }
     let chunk_count = piece_count.div_ceil(per_chunk);
 
     let survey = Survey::take(files, mode)?;
@@ -788,11 +795,12 @@ mod tests {
         d
     }
 
+    /// 3 workers, 4 pieces per chunk: many chunks even for small files.
     fn small_opts() -> HashOptions {
         HashOptions {
             threads: 3,
             buffer_bytes: 1,
-            memory_bytes_max: 1,
+            ..HashOptions::default()
         }
     }
 
@@ -870,7 +878,7 @@ mod tests {
         let opts = HashOptions {
             threads: 1,
             buffer_bytes: 1,
-            memory_bytes_max: 1,
+            ..HashOptions::default()
         };
         let path = f.path.clone();
         let mut first = true;
@@ -917,6 +925,25 @@ mod tests {
             matches!(err, HashError::ChangedSize { actual: 1000, .. }),
             "{err}"
         );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn huge_pieces_under_a_small_memory_bound_still_hash_correctly() {
+        let dir = tempdir("huge");
+        let mut rng = fastrand::Rng::with_seed(21);
+        let mut data = vec![0u8; 300_000];
+        rng.fill(&mut data);
+        let f = write(&dir, "a", &data);
+        // 64 KiB of buffers for 4 workers and 32 KiB pieces: one piece per chunk, 2 workers.
+        let opts = HashOptions {
+            threads: 4,
+            buffer_bytes: 1 << 20,
+            memory_bytes_max: 64 << 10,
+        };
+        let got = hash_files(&[f], 32 << 10, &opts, &mut |_| {}).unwrap();
+        let want: Vec<Digest> = data.chunks(32 << 10).map(sha1_multi::sha1).collect();
+        assert_eq!(got, want);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
