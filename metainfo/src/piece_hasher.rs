@@ -515,6 +515,7 @@ impl Shared<'_> {
     fn work(&self, done_tx: &SyncSender<Result<Done, HashError>>) {
         let piece_length = self.layout.piece_length() as usize;
         let mut buf = Vec::new();
+        let mut bounce = Vec::new();
         let mut open = OpenFiles::default();
         loop {
             if self.stop.load(Ordering::Relaxed) {
@@ -530,13 +531,18 @@ impl Shared<'_> {
             let end =
                 (start + (self.per_chunk * piece_length) as u64).min(self.layout.total_length());
             let len = (end - start) as usize;
-            buf.resize(len, 0);
+            // The chunk starts on a COPY_ALIGN boundary, like (almost always) its file offset.
+            if buf.len() < len + COPY_ALIGN {
+                buf.resize(len + COPY_ALIGN, 0);
+            }
+            let pad = (COPY_ALIGN - buf.as_ptr() as usize % COPY_ALIGN) % COPY_ALIGN;
+            let chunk = &mut buf[pad..pad + len];
             let mut holes = Vec::new();
             let msg = self
-                .read_range(start, &mut buf[..len], &mut holes, &mut open)
+                .read_range(start, chunk, &mut holes, &mut open, &mut bounce)
                 .map(|()| {
                     let mut digests = vec![[0u8; 20]; len.div_ceil(piece_length)];
-                    sha1_multi::hash_chunks_into(&buf[..len], piece_length, &mut digests);
+                    sha1_multi::hash_chunks_into(chunk, piece_length, &mut digests);
                     let mut incomplete = Vec::new();
                     for hole in holes {
                         incomplete.extend(self.layout.pieces_overlapping(hole));
@@ -585,6 +591,7 @@ impl Shared<'_> {
         dst: &mut [u8],
         holes: &mut Vec<Range<u64>>,
         open: &mut OpenFiles,
+        bounce: &mut Vec<u8>,
     ) -> Result<(), HashError> {
         let end = start + dst.len() as u64;
         for f in self.layout.files_overlapping(start..end) {
@@ -604,7 +611,7 @@ impl Shared<'_> {
             let got = if can == 0 {
                 0
             } else {
-                self.read_file(f, in_file, &mut out[..can], open)?
+                self.read_file(f, in_file, &mut out[..can], open, bounce)?
             };
             if got < out.len() {
                 out[got..].fill(0);
@@ -622,6 +629,7 @@ impl Shared<'_> {
         offset: u64,
         out: &mut [u8],
         open: &mut OpenFiles,
+        bounce: &mut Vec<u8>,
     ) -> Result<usize, HashError> {
         let src = &self.files[f];
         let Some(file) = open.get(f, &src.path) else {
@@ -641,31 +649,26 @@ impl Shared<'_> {
                 }
             };
         };
-        let mut got = 0usize;
-        while got < out.len() {
-            match file.read_at(&mut out[got..], offset + got as u64) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(source) => {
-                    return match self.mode {
-                        Mode::Strict => Err(HashError::Read {
-                            path: src.path.clone(),
-                            source,
-                        }),
-                        Mode::Lenient => {
-                            self.mark(
-                                f,
-                                FileState::Unreadable {
-                                    reason: source.to_string(),
-                                },
-                            );
-                            Ok(got)
-                        }
-                    };
-                }
+        let got = match read_full_at(file, out, offset, bounce) {
+            Ok(got) => got,
+            Err((got, source)) => {
+                return match self.mode {
+                    Mode::Strict => Err(HashError::Read {
+                        path: src.path.clone(),
+                        source,
+                    }),
+                    Mode::Lenient => {
+                        self.mark(
+                            f,
+                            FileState::Unreadable {
+                                reason: source.to_string(),
+                            },
+                        );
+                        Ok(got)
+                    }
+                };
             }
-        }
+        };
         if got < out.len() {
             // End of file before the listed length: it shrank after the survey.
             let actual = file.metadata().map_or(offset + got as u64, |m| m.len());
@@ -684,6 +687,53 @@ impl Shared<'_> {
             states[f] = state;
         }
     }
+}
+
+/// Copies out of the page cache run at ~8 GB/s here when the destination address and the
+/// file offset agree modulo 64, and at ~2 GB/s when they differ by 16 (measured with
+/// 4 MiB `pread`s, warm cache): the kernel copies page by page, so the misalignment repeats
+/// on every page. Reads whose destination cannot be aligned go through a bounce buffer.
+const COPY_ALIGN: usize = 64;
+
+/// Size of the per-worker bounce buffer (cache-sized: the second copy is from L2).
+const BOUNCE_BYTES: usize = 256 << 10;
+
+/// Reads `out.len()` bytes at `offset`, stopping early only at end of file. On an error,
+/// returns how many bytes were read before it.
+fn read_full_at(
+    file: &File,
+    out: &mut [u8],
+    offset: u64,
+    bounce: &mut Vec<u8>,
+) -> Result<usize, (usize, io::Error)> {
+    let aligned = (out.as_ptr() as usize)
+        .wrapping_sub(offset as usize)
+        .is_multiple_of(COPY_ALIGN);
+    let mut got = 0usize;
+    while got < out.len() {
+        let pos = offset + got as u64;
+        let left = out.len() - got;
+        let result = if aligned || left < 4096 {
+            file.read_at(&mut out[got..], pos)
+        } else {
+            if bounce.len() < BOUNCE_BYTES + COPY_ALIGN {
+                bounce.resize(BOUNCE_BYTES + COPY_ALIGN, 0);
+            }
+            // Start where the bounce address agrees with the file offset modulo 64.
+            let s = (pos as usize).wrapping_sub(bounce.as_ptr() as usize) % COPY_ALIGN;
+            let want = left.min(BOUNCE_BYTES);
+            file.read_at(&mut bounce[s..s + want], pos).inspect(|&n| {
+                out[got..got + n].copy_from_slice(&bounce[s..s + n]);
+            })
+        };
+        match result {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((got, e)),
+        }
+    }
+    Ok(got)
 }
 
 /// A worker's small cache of open files (most recently used last).

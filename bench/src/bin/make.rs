@@ -5,9 +5,11 @@
 //! `--runs` times, alternating; we print min and median wall time and the ratio of the
 //! medians (ours / mktorrent; below 1 is faster). Ours runs in-process through the library
 //! the `cyclone make` command uses (walk + hash + encode); mktorrent runs as a process
-//! writing its torrent to /tmp. Both results must have the same info-hash.
+//! writing its torrent to /tmp. Both results must have the same info-hash. When the
+//! `cyclone` binary is built next to this one, the real CLI (`cyclone make -q`, a process
+//! per run like mktorrent) is timed too.
 //!
-//! Run: `cargo run --release -p cyclone-bench --bin make [-- --runs 5 --big-mib 2048]`
+//! Run: `cargo build --release -p cyclone-tools && cargo run --release -p cyclone-bench --bin make [-- --runs 5 --big-mib 2048]`
 //! Data goes under /tmp and is deleted at the end.
 
 use std::path::{Path, PathBuf};
@@ -94,9 +96,25 @@ fn compare(
 ) {
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
+    let mut cli_times = Vec::new();
     let out = tmp.join("mk.torrent");
+    let cli_out = tmp.join("cli.torrent");
+    let cli = cyclone_binary();
     let mut our_hash = None;
     for _ in 0..runs {
+        if let Some(cli) = &cli {
+            let t = Instant::now();
+            let status = Command::new(cli)
+                .args(["make", "-q", "-f", "http://127.0.0.1:6969/announce"])
+                .args(["--piece-size", &piece.to_string(), "-o"])
+                .arg(&cli_out)
+                .arg(target)
+                .status()
+                .expect("run cyclone");
+            cli_times.push(t.elapsed());
+            assert!(status.success(), "cyclone make failed");
+        }
+
         let t = Instant::now();
         let list = collect_files(target, &WalkOptions::default()).expect("walk");
         let made = make_torrent(
@@ -135,6 +153,12 @@ fn compare(
     assert_eq!(Some(mk.info_hash), our_hash, "same info-hash as mktorrent");
     let (om, omed) = stats(&mut ours);
     let (tm, tmed) = stats(&mut theirs);
+    if !cli_times.is_empty() {
+        let cli_hash = Metainfo::from_bytes(&std::fs::read(&cli_out).expect("read cli output"))
+            .expect("parse cli output")
+            .info_hash;
+        assert_eq!(Some(cli_hash), our_hash, "CLI and library agree");
+    }
     println!("{label}:");
     println!(
         "  cyclone make   min {:.3} s  median {:.3} s  ({:.2} GB/s)",
@@ -142,6 +166,16 @@ fn compare(
         omed.as_secs_f64(),
         bytes as f64 / omed.as_secs_f64() / 1e9
     );
+    if !cli_times.is_empty() {
+        let (cm, cmed) = stats(&mut cli_times);
+        println!(
+            "  cyclone CLI    min {:.3} s  median {:.3} s  ({:.2} GB/s)  ratio {:.2}",
+            cm.as_secs_f64(),
+            cmed.as_secs_f64(),
+            bytes as f64 / cmed.as_secs_f64() / 1e9,
+            cmed.as_secs_f64() / tmed.as_secs_f64()
+        );
+    }
     println!(
         "  mktorrent -t {cores} min {:.3} s  median {:.3} s  ({:.2} GB/s)",
         tm.as_secs_f64(),
@@ -153,6 +187,13 @@ fn compare(
         omed.as_secs_f64() / tmed.as_secs_f64(),
         mk.info_hash
     );
+}
+
+/// The `cyclone` binary next to this one (`cargo build --release -p cyclone-tools`), if built.
+fn cyclone_binary() -> Option<PathBuf> {
+    let me = std::env::current_exe().ok()?;
+    let cli = me.parent()?.join("cyclone");
+    cli.is_file().then_some(cli)
 }
 
 fn stats(v: &mut [Duration]) -> (Duration, Duration) {
