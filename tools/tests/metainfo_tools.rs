@@ -443,6 +443,57 @@ fn edit_tools_keep_every_other_byte() {
 }
 
 #[test]
+fn edits_undone_restore_other_tools_torrents_byte_for_byte() {
+    let d = tempfile::tempdir().unwrap();
+    let mut rng = fastrand::Rng::with_seed(5);
+    let content = d.path().join("content");
+    tree(&content, &mut rng);
+    let mk = d.path().join("mk.torrent");
+    mktorrent(&content, &mk, 16);
+    let lt = d.path().join("lt.torrent");
+    ok(Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(
+            "import sys, os, libtorrent as lt\n\
+             fs = lt.file_storage()\n\
+             lt.add_files(fs, sys.argv[1])\n\
+             ct = lt.create_torrent(fs, 32768, flags=lt.create_torrent.v1_only)\n\
+             ct.add_tracker('http://127.0.0.1:6969/announce')\n\
+             lt.set_piece_hashes(ct, os.path.dirname(sys.argv[1]))\n\
+             open(sys.argv[2], 'wb').write(lt.bencode(ct.generate()))",
+        )
+        .arg(&content)
+        .arg(&lt));
+    for t in [&mk, &lt] {
+        let original = std::fs::read(t).unwrap();
+        ok(cyclone()
+            .args([
+                "edit",
+                "--comment",
+                "temporary",
+                "--url-list",
+                "http://127.0.0.1:8/w/",
+            ])
+            .args(["--httpseeds", "http://127.0.0.1:9/s"])
+            .arg(t));
+        let edited = metainfo(t);
+        assert_eq!(edited.comment.as_deref(), Some("temporary"));
+        assert_eq!(edited.info.raw, metainfo_from(&original).info.raw);
+        let (lt_hash, _) = libtorrent_reads(t);
+        assert_eq!(lt_hash, edited.info_hash.to_string());
+        ok(Command::new("transmission-show").arg(t));
+        ok(cyclone()
+            .args(["edit", "--no-comment", "--no-url-list", "--no-httpseeds"])
+            .arg(t));
+        assert_eq!(std::fs::read(t).unwrap(), original, "{}", t.display());
+    }
+}
+
+fn metainfo_from(bytes: &[u8]) -> Metainfo {
+    Metainfo::from_bytes(bytes).unwrap()
+}
+
+#[test]
 fn bad_inputs_give_clear_errors_never_panics() {
     let d = tempfile::tempdir().unwrap();
     let junk = d.path().join("junk.torrent");
@@ -484,6 +535,16 @@ fn bad_inputs_give_clear_errors_never_panics() {
         .arg(&f));
     assert_eq!(code, 1);
     assert!(err.contains("already exists"), "{err}");
+    // A FIFO is neither a file nor a directory: an error, not a hang.
+    let fifo = d.path().join("fifo");
+    ok(Command::new("mkfifo").arg(&fifo));
+    let (code, _, err) = run(cyclone().args(["make", "-q", TRACKER]).arg(&fifo));
+    assert_eq!(code, 1);
+    assert!(err.contains("is not a regular file or directory"), "{err}");
+    // A path through a regular file.
+    let (code, _, err) = run(cyclone().args(["make", "-q", TRACKER]).arg(f.join("below")));
+    assert_eq!(code, 1);
+    assert!(err.contains("Not a directory"), "{err}");
     // A usage line for the BitTornado edit tools, exit 2.
     let (code, out, _) = run(cyclone().arg("btsethttpseeds"));
     assert_eq!(code, 2);
