@@ -138,6 +138,9 @@ fn maker_job(args: &[String]) -> Result<(Job, Vec<String>, String), CliError> {
     };
     let mut job = Job::from_flags(&parsed.positional[0], &flags, None)?;
     job.walk = WalkOptions::bittornado();
+    // BitTornado printed `xx.x% complete`; we draw the bar (stderr, terminals only) but
+    // print no summary line, so scripted output stays BitTornado's (nothing).
+    job.progress = true;
     if pow2 == 0 {
         job.options.piece_size = Some(PieceSize::Auto(AutoPieceRule::BitTornado));
     }
