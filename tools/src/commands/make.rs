@@ -129,6 +129,9 @@ pub fn run(args: &MakeArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Metainfo size past which `make` warns (several clients and sites cap at about 10 MB).
+const METAINFO_BYTES_WARN: usize = 10_000_000;
+
 /// `<name>.torrent` for an input path.
 pub fn torrent_file_name(path: &Path) -> PathBuf {
     let t = create::default_target(path);
@@ -235,6 +238,15 @@ impl Job {
         bar.finish();
         let made = made.map_err(fail)?;
         output_file::write(target, &made.bytes, self.overwrite)?;
+        // mktorrent #34: clients refuse very large metainfo files.
+        if made.bytes.len() > METAINFO_BYTES_WARN {
+            eprintln!(
+                "warning: {} is {} bytes; many clients refuse torrents over {} MB, use a bigger --piece-size",
+                target.display(),
+                made.bytes.len(),
+                METAINFO_BYTES_WARN / 1_000_000
+            );
+        }
         if !self.quiet {
             eprintln!(
                 "{}: info hash {}, {} file{}, {} bytes, {} pieces of {} bytes",
