@@ -9,7 +9,8 @@
 //!    complete on start-up, but data is missing") and the torrent must stop.
 //! 3. Otherwise present pieces are read in large sequential reads (several small pieces per read, adjacent spans
 //!    of one file merged; a piece larger than the read size is read and hashed in parts), with several reads in
-//!    flight on io_uring while the previous ones are hashed ([`super::digest_batch`], four pieces at a time).
+//!    flight on io_uring while the previous ones are hashed ([`super::digest_batch`]: the pieces of one read in
+//!    lock-step, four lanes of SHA-NI).
 //!    Cold data is read with O_DIRECT, cached data copied from the page cache (`DirectFiles` says why).
 //!    Memory: at most `memory_budget` bytes of reads in flight plus the read being hashed (the read buffers are
 //!    recycled). Measured: 3–4× python3-libtorrent's check of the same file, cold (see `DirectFiles`).
@@ -19,7 +20,7 @@
 //! makes the pieces it touches absent and is reported, but does not abort the check of the other pieces.
 
 use super::io::{read_cached, read_exact_at, Storage};
-use super::verify::{digest_batch, PieceHash, BATCH_LANES};
+use super::verify::{digest_batch, PieceHash};
 use super::StorageError;
 use crate::bitfield::Bitfield;
 use crate::piece_map::FileSpan;
@@ -259,21 +260,19 @@ pub async fn recheck(
                         offsets.push((p, at, size));
                         at += size;
                     }
-                    for group in offsets.chunks(BATCH_LANES) {
-                        let views: Vec<&[u8]> = group
-                            .iter()
-                            .map(|&(_, at, size)| &done.data[at as usize..(at + size) as usize])
-                            .collect();
-                        let digests = digest_batch(&views);
-                        for (&(p, at, size), digest) in group.iter().zip(digests) {
-                            let readable = !overlaps(&done.failed, at, size);
-                            if readable && digest == hashes[p as usize] {
-                                have.set(p);
-                            } else if readable {
-                                report.hash_failures += 1;
-                            }
-                            decided += 1;
+                    let views: Vec<&[u8]> = offsets
+                        .iter()
+                        .map(|&(_, at, size)| &done.data[at as usize..(at + size) as usize])
+                        .collect();
+                    let digests = digest_batch(&views);
+                    for (&(p, at, size), digest) in offsets.iter().zip(digests) {
+                        let readable = !overlaps(&done.failed, at, size);
+                        if readable && digest == hashes[p as usize] {
+                            have.set(p);
+                        } else if readable {
+                            report.hash_failures += 1;
                         }
+                        decided += 1;
                     }
                 }
                 Job::Part {
