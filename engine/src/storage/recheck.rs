@@ -12,8 +12,10 @@
 //!    flight on io_uring while the previous ones are hashed ([`super::digest_batch`]: the pieces of one read in
 //!    lock-step, four lanes of SHA-NI).
 //!    Cold data is read with O_DIRECT, cached data copied from the page cache (`DirectFiles` says why).
-//!    Memory: at most `memory_budget` bytes of reads in flight plus the read being hashed (the read buffers are
-//!    recycled). Measured: 3–4× python3-libtorrent's check of the same file, cold (see `DirectFiles`).
+//!    Memory is bounded whatever the piece size: `memory_budget` of our read buffers in flight, as much again in
+//!    glommio's O_DIRECT buffers of those reads, the read being hashed (`read_size`), and at most
+//!    `memory_budget / read_size + 1` idle buffers kept for reuse: at most 56 MiB with the defaults.
+//!    Measured: 1.9–4.9× python3-libtorrent's check of the same file, cold (see `DirectFiles`).
 //!
 //! Nothing is written: a longer file is reported ([`FileStatus::Oversized`]) and cut to its torrent length only
 //! when the torrent first writes to it. A read error in the middle of a file (bad sector, file shrinking under us)
@@ -217,15 +219,17 @@ pub async fn recheck(
         let mut jobs = jobs.into_iter().peekable();
         let mut in_flight: VecDeque<(u64, glommio::Task<JobData>)> = VecDeque::new();
         let mut in_flight_bytes = 0u64;
-        // Read buffers come back here after hashing (at most MAX_READS_IN_FLIGHT + 1 of them exist).
+        // Read buffers come back here after hashing; at most as many as the budget holds are kept.
         let mut spare: Vec<Vec<u8>> = Vec::new();
+        let spare_limit = options.memory_budget / options.read_size + 1;
         let direct = Rc::new(DirectFiles::new(options.direct_io));
         let mut big_piece: Option<(u32, Sha1, bool)> = None; // piece, state, still readable
                                                              // Absent pieces are decided without reading.
         let mut decided = present.iter().filter(|p| !**p).count() as u32;
         loop {
             while let Some(job) = jobs.peek().copied() {
-                let len = job_len(&storage, job);
+                // What the read holds in memory: its length, or more if it reuses a larger buffer.
+                let len = job_len(&storage, job).max(spare.last().map_or(0, Vec::capacity) as u64);
                 if in_flight.len() >= MAX_READS_IN_FLIGHT
                     || (!in_flight.is_empty()
                         && in_flight_bytes + len > options.memory_budget as u64)
@@ -302,7 +306,9 @@ pub async fn recheck(
                     }
                 }
             }
-            spare.push(done.data);
+            if spare.len() < spare_limit {
+                spare.push(done.data);
+            }
             state.bytes_read = report.bytes_read;
             state.pieces_done = decided;
             progress(&state);
@@ -441,7 +447,7 @@ async fn read_job(
 ) -> JobData {
     let spans = job_spans(&storage, job);
     buffer.clear();
-    buffer.reserve(job_len(&storage, job) as usize);
+    buffer.reserve_exact(job_len(&storage, job) as usize);
     let mut out = JobData {
         job,
         data: buffer,
@@ -539,11 +545,13 @@ async fn read_direct(
 /// Why O_DIRECT here and nowhere else: a recheck reads each byte once. Buffered reads of cold data make the
 /// executor thread allocate and fill page-cache pages (io_uring runs that work in the submitting thread), and that
 /// thread also hashes, so the check was CPU-bound on the shard. Measured with
-/// `STORAGE_IO_ONLY=recheck ./target/release/storage_io DIR 512` (512 MiB single file, 1 MiB pieces, cold cache),
-/// executor CPU and wall speed: buffered reads 0.6–1.3 s CPU, 330–530 MB/s; O_DIRECT 0.63 s CPU, 650–830 MB/s
-/// (python3-libtorrent 2.0's check of the same file in the same runs: 245–290 MB/s; single-stream SHA-1 over
-/// memory: 1.66 GB/s). O_DIRECT also leaves the page cache to the data being seeded. Data already cached (asked
-/// with `cachestat`) is copied from the cache instead: 1.3 GB/s, ~80% of the SHA-1 speed. The glommio DMA probe
+/// `STORAGE_IO_ONLY=recheck ./target/release/storage_io DIR 512` (512 MiB single file, 1 MiB pieces; noisy shared
+/// 2-core VM), executor CPU and speed, cold cache, single-stream hashing: buffered reads 0.6–1.3 s CPU,
+/// 330–530 MB/s; O_DIRECT 0.63 s CPU, 650–830 MB/s. With the 4-lane SHA-NI kernel: O_DIRECT 0.45 s CPU,
+/// 700–1180 MB/s cold, and 1.65–2.9 GB/s when the data is cached (copied with RWF_NOWAIT, 0.18–0.21 s CPU);
+/// python3-libtorrent 2.0's check of the same file, cold, in the same runs: 240–380 MB/s (cyclone 1.9–4.9× faster).
+/// O_DIRECT also leaves the page cache to the data being seeded. Whether a span is cached is asked with
+/// `cachestat` first. The glommio DMA probe
 /// trap (stack-notes 1f) cannot be armed by us: the recheck opens only files holding the bytes it reads, so its
 /// first DMA file is never empty; if a read fails anyway, O_DIRECT is switched off for the rest of the check.
 struct DirectFiles {
