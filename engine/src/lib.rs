@@ -1,10 +1,11 @@
 //! cyclone-engine: the BitTorrent client engine.
 //!
-//! This crate currently holds the engine's *pure core*: everything that decides what to do with a
-//! peer, a piece or a byte, without sockets, files or an executor. Every module here takes its
+//! This crate holds the engine's *pure core*: everything that decides what to do with a peer, a
+//! piece or a byte, without sockets, files or an executor. Every module but [`storage`] takes its
 //! inputs (bytes, snapshots, a clock reading, a seeded RNG) as arguments and returns decisions, so
-//! it is unit-tested and fuzzed without I/O. The shard runtime (glommio) drives these modules; see
-//! `docs-engine-architecture.md` at the repository root for the whole design.
+//! it is unit-tested and fuzzed without I/O. [`storage`] is the disk edge (glommio files on the
+//! shard's executor). The shard runtime drives these modules; see `engine/ARCHITECTURE.md` for the
+//! whole design.
 //!
 //! Module map:
 //! - [`bitfield`]: the have-bitfield (MSB-first, strict spare bits).
