@@ -430,3 +430,89 @@ fn verify_detects_corruption_on_disk() {
         assert!(st.write_block(0, 32_760, vec![0; 16]).await.is_err());
     });
 }
+
+/// Paths of the files this process has open under `dir`.
+fn open_paths(dir: &Path) -> Vec<String> {
+    let dir = std::fs::canonicalize(dir).unwrap();
+    let mut out: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|p| p.strip_prefix(&dir).ok().map(|r| r.display().to_string()))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn the_least_recently_used_file_is_closed_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    const FOUR: &[TestFile] = &[
+        file(&["a"], 16384),
+        file(&["b"], 16384),
+        file(&["c"], 16384),
+        file(&["d"], 16384),
+    ];
+    let (m, content) = torrent("lru", FOUR, 16384, 9);
+    write_files(&m, &root, &content);
+    run(move || async move {
+        let pool = FilePool::new(3);
+        let st = storage(&m, &root, &pool);
+        for p in [0, 1, 2, 0, 3] {
+            let got = st.read_block(p, 100, 10).await.unwrap();
+            let at = p as usize * 16384 + 100;
+            assert_eq!(got, &content[at..at + 10]);
+        }
+        // `b` was used least recently when `d` needed a slot.
+        assert_eq!(open_paths(&root), ["lru/a", "lru/c", "lru/d"]);
+        assert_eq!(pool.stats().evictions, 1);
+        st.close().await;
+        assert!(
+            open_paths(&root).is_empty(),
+            "close() closes the descriptors"
+        );
+    });
+}
+
+#[test]
+fn single_file_torrent_lives_at_root_slash_name() {
+    use cyclone_metainfo::bencode::Owned;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let content: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+    let pieces: Vec<u8> = content
+        .chunks(16384)
+        .flat_map(cyclone_engine::storage::piece_digest)
+        .collect();
+    let mut info = Owned::dict();
+    info.insert("length", 40_000i64);
+    info.insert("name", "movie.mkv");
+    info.insert("piece length", 16384i64);
+    info.insert("pieces", pieces);
+    let mut top = Owned::dict();
+    top.insert("info", info);
+    let m = cyclone_metainfo::Metainfo::from_bytes(&top.encode()).unwrap();
+    let r = root.clone();
+    run(move || async move {
+        let pool = FilePool::new(0);
+        assert_eq!(
+            pool.capacity(),
+            cyclone_engine::storage::files::MAX_FILES_OPEN_CEILING
+        );
+        let st = storage(&m, &r, &pool);
+        for p in 0..3u32 {
+            let at = p as usize * 16384;
+            let end = (at + 16384).min(content.len());
+            st.write_piece(p, content[at..end].to_vec()).await.unwrap();
+        }
+        let all: Vec<u32> = (0..3).collect();
+        assert_eq!(
+            st.verify_pieces(&all, &m.info.pieces).await.unwrap(),
+            [true; 3]
+        );
+        st.close().await;
+    });
+    assert_eq!(tree(&root), ["movie.mkv"]);
+    assert_eq!(std::fs::read(root.join("movie.mkv")).unwrap().len(), 40_000);
+}
