@@ -516,3 +516,83 @@ fn single_file_torrent_lives_at_root_slash_name() {
     assert_eq!(tree(&root), ["movie.mkv"]);
     assert_eq!(std::fs::read(root.join("movie.mkv")).unwrap().len(), 40_000);
 }
+
+/// Connection tasks write and read concurrently while the pool is far smaller than the file count: concurrent
+/// opens of the same file, evictions of files with I/O in flight, reads of blocks being written elsewhere.
+#[test]
+fn concurrent_tasks_with_a_tiny_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    const TWELVE: &[TestFile] = &[
+        file(&["00"], 21_000),
+        file(&["01"], 9_000),
+        file(&["02"], 0),
+        file(&["03"], 40_000),
+        file(&["04"], 1),
+        file(&["05"], 33_333),
+        pad(&[".pad", "x"], 1_000),
+        file(&["06"], 16_384),
+        file(&["07"], 70_000),
+        file(&["08"], 5),
+        file(&["09"], 12_000),
+        file(&["10"], 47_000),
+    ];
+    let (m, content) = torrent("c", TWELVE, 32_768, 10);
+    run(move || async move {
+        let pool = FilePool::new(2);
+        let st = storage(&m, &root, &pool);
+        let map = st.piece_map().clone();
+        let content = std::rc::Rc::new(content);
+        let mut blocks: Vec<(u32, u32)> = (0..map.piece_count())
+            .flat_map(|p| (0..map.block_count(p)).map(move |b| (p, b)))
+            .collect();
+        fastrand::Rng::with_seed(11).shuffle(&mut blocks);
+        let lanes = 8;
+        let mut tasks = Vec::new();
+        for lane in 0..lanes {
+            let mine: Vec<(u32, u32)> = blocks.iter().copied().skip(lane).step_by(lanes).collect();
+            let (st, map, content, pool) = (st.clone(), map.clone(), content.clone(), pool.clone());
+            tasks.push(glommio::spawn_local(async move {
+                for (p, b) in mine {
+                    let r = map.block(p, b);
+                    let at = (map.piece_offset(p) + r.begin as u64) as usize;
+                    let want = &content[at..at + r.length as usize];
+                    st.write_block(p, r.begin, want.to_vec()).await.unwrap();
+                    assert_eq!(st.read_block(p, r.begin, r.length).await.unwrap(), want);
+                    assert!(pool.stats().open <= 2, "{:?}", pool.stats());
+                }
+            }));
+        }
+        for t in tasks {
+            t.await;
+        }
+        let all: Vec<u32> = (0..map.piece_count()).collect();
+        let verdicts = st.verify_pieces(&all, &m.info.pieces).await.unwrap();
+        assert!(verdicts.iter().all(|&v| v), "{verdicts:?}");
+        st.sync().await.unwrap();
+        st.close().await;
+    });
+}
+
+#[test]
+fn a_file_where_a_directory_must_go_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    std::fs::write(root.join("t"), b"not a directory").unwrap();
+    let (m, content) = torrent("t", FILES, PIECE, 12);
+    run(move || async move {
+        let pool = FilePool::new(4);
+        let st = storage(&m, &root, &pool);
+        let err = st
+            .write_piece(0, content[..PIECE as usize].to_vec())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StorageError::Io { .. }), "{err}");
+        assert!(
+            err.to_string().contains("/t/"),
+            "the message names the file: {err}"
+        );
+        let err = st.read_piece(0).await.unwrap_err();
+        assert!(!err.to_string().is_empty());
+    });
+}
