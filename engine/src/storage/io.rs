@@ -44,7 +44,7 @@ use super::StorageError;
 use crate::piece_map::{FileSpan, PieceMap};
 use glommio::io::BufferedFile;
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -56,10 +56,13 @@ pub struct Storage {
     layout: FileLayout,
     pool: Rc<FilePool>,
     slot: u64,
-    /// Files written since the last [`Storage::sync`] (bounded by the file count).
-    dirty: RefCell<BTreeSet<usize>>,
-    /// Directories holding files opened for writing since the last sync (their entries must be made durable).
-    dirty_dirs: RefCell<BTreeSet<PathBuf>>,
+    /// Files written since the last [`Storage::sync`] (bounded by the file count), each with the number of its
+    /// latest completed write, so a sync never forgets a write that completed while it ran.
+    dirty: RefCell<BTreeMap<usize, u64>>,
+    writes: Cell<u64>,
+    /// Directories holding files opened for writing since the last sync (their entries must be made durable),
+    /// with the number of the latest open, like `dirty`.
+    dirty_dirs: RefCell<BTreeMap<PathBuf, u64>>,
     empty_files_created: Cell<bool>,
 }
 
@@ -92,8 +95,9 @@ impl Storage {
             layout,
             pool,
             slot,
-            dirty: RefCell::new(BTreeSet::new()),
-            dirty_dirs: RefCell::new(BTreeSet::new()),
+            dirty: RefCell::new(BTreeMap::new()),
+            writes: Cell::new(0),
+            dirty_dirs: RefCell::new(BTreeMap::new()),
             empty_files_created: Cell::new(false),
         })
     }
@@ -124,16 +128,29 @@ impl Storage {
             !self.layout.is_padding(index),
             "padding files are never opened"
         );
+        let file = self
+            .pool
+            .get(self.key(index), path, self.layout.length(index), write)
+            .await?;
         if write {
             if let Some(dir) = path.parent() {
-                if !self.dirty_dirs.borrow().contains(dir) {
-                    self.dirty_dirs.borrow_mut().insert(dir.to_path_buf());
-                }
+                self.mark_dir(dir);
             }
         }
-        self.pool
-            .get(self.key(index), path, self.layout.length(index), write)
-            .await
+        Ok(file)
+    }
+
+    /// Records that `dir` holds a file created or opened for writing (after the open completed).
+    fn mark_dir(&self, dir: &Path) {
+        self.writes.set(self.writes.get() + 1);
+        let write = self.writes.get();
+        let mut dirs = self.dirty_dirs.borrow_mut();
+        match dirs.get_mut(dir) {
+            Some(w) => *w = write,
+            None => {
+                dirs.insert(dir.to_path_buf(), write);
+            }
+        }
     }
 
     /// Writes `data` as the block `begin..begin+data.len()` of `piece`. Creates files lazily (and, on the first
@@ -182,14 +199,19 @@ impl Storage {
             return Ok(());
         }
         let file = self.file(span.file_index, true).await?;
-        self.dirty.borrow_mut().insert(span.file_index);
         write_all_at(
             &file,
             self.layout.path(span.file_index),
             data,
             span.file_offset,
         )
-        .await
+        .await?;
+        // Marked once complete: a sync that started earlier must not clear it.
+        self.writes.set(self.writes.get() + 1);
+        self.dirty
+            .borrow_mut()
+            .insert(span.file_index, self.writes.get());
+        Ok(())
     }
 
     /// Appends the `length` bytes at `begin` in `piece` to `out` (exactly `length` bytes on success; `out` is
@@ -312,7 +334,7 @@ impl Storage {
             for path in missing {
                 let file = super::files::open_for_write(&path, 0).await?;
                 if let Some(dir) = path.parent() {
-                    self.dirty_dirs.borrow_mut().insert(dir.to_path_buf());
+                    self.mark_dir(dir);
                 }
                 if let Err(e) = file.close().await {
                     return Err(StorageError::io("closing", &path, e.into()));
@@ -323,26 +345,37 @@ impl Storage {
         Ok(())
     }
 
-    /// Makes everything written so far durable: `fdatasync` of every file written since the last sync, then an
-    /// fsync of the directories of files created or opened for writing. A resume record may list pieces only
-    /// after this returned.
+    /// Makes durable every write that completed before this call: `fdatasync` of every file written since the
+    /// last sync, then an fsync of the directories of files created or opened for writing. A resume record may
+    /// list a piece only if the piece's writes completed before a sync that has returned.
     pub async fn sync(&self) -> Result<(), StorageError> {
-        let dirty: Vec<usize> = self.dirty.borrow().iter().copied().collect();
-        for index in dirty {
+        let dirty: Vec<(usize, u64)> = self.dirty.borrow().iter().map(|(&i, &w)| (i, w)).collect();
+        for (index, write) in dirty {
             let file = self.file(index, true).await?;
             file.fdatasync()
                 .await
                 .map_err(|e| StorageError::io("syncing", self.layout.path(index), e.into()))?;
-            self.dirty.borrow_mut().remove(&index);
+            let mut marks = self.dirty.borrow_mut();
+            if marks.get(&index) == Some(&write) {
+                marks.remove(&index);
+            }
         }
-        let dirs: Vec<PathBuf> = self.dirty_dirs.borrow().iter().cloned().collect();
-        for dir in dirs {
+        let dirs: Vec<(PathBuf, u64)> = self
+            .dirty_dirs
+            .borrow()
+            .iter()
+            .map(|(d, &w)| (d.clone(), w))
+            .collect();
+        for (dir, write) in dirs {
             let d = dir.clone();
             glommio::executor()
                 .spawn_blocking(move || std::fs::File::open(&d).and_then(|f| f.sync_all()))
                 .await
                 .map_err(|e| StorageError::io("syncing directory", &dir, e))?;
-            self.dirty_dirs.borrow_mut().remove(&dir);
+            let mut marks = self.dirty_dirs.borrow_mut();
+            if marks.get(&dir) == Some(&write) {
+                marks.remove(&dir);
+            }
         }
         Ok(())
     }
