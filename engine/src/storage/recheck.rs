@@ -38,15 +38,19 @@ use std::rc::Rc;
 pub const MAX_REPORTED_ERRORS: usize = 16;
 /// Most reads in flight, whatever the memory budget.
 const MAX_READS_IN_FLIGHT: usize = 16;
+/// Bounds of [`RecheckOptions::read_size`] and [`RecheckOptions::memory_budget`] (values outside are clamped).
+pub const MIN_READ_SIZE: usize = 64 << 10;
+pub const MAX_READ_SIZE: usize = 64 << 20;
+pub const MAX_MEMORY_BUDGET: usize = 1 << 30;
 
 /// How to recheck.
 #[derive(Debug, Clone, Copy)]
 pub struct RecheckOptions {
     /// BitTornado `check_hashes` (default on). Off: trust every piece whose bytes exist on disk.
     pub check_hashes: bool,
-    /// Bytes per read (default 4 MiB; 64 KiB..=64 MiB).
+    /// Bytes per read (default 4 MiB; clamped to 64 KiB..=64 MiB).
     pub read_size: usize,
-    /// Bytes of reads in flight at most (default 16 MiB; at least `read_size`, at most 1 GiB).
+    /// Bytes of reads in flight at most (default 16 MiB; clamped to `read_size`..=1 GiB).
     pub memory_budget: usize,
     /// Read what the page cache does not hold with O_DIRECT (default on; falls back to buffered reads where the
     /// file system refuses O_DIRECT). See `DirectFiles` (module source) for why.
@@ -150,16 +154,9 @@ pub async fn recheck(
             },
         ));
     }
-    assert!(
-        (64 << 10..=64 << 20).contains(&options.read_size),
-        "read_size {} out of range",
-        options.read_size
-    );
-    assert!(
-        (options.read_size..=1 << 30).contains(&options.memory_budget),
-        "memory_budget {} out of range",
-        options.memory_budget
-    );
+    // Out-of-range settings are brought into range rather than refused (they only tune speed and memory).
+    let read_size = options.read_size.clamp(MIN_READ_SIZE, MAX_READ_SIZE);
+    let memory_budget = options.memory_budget.clamp(read_size, MAX_MEMORY_BUDGET);
 
     let files = stat_files(&storage).await?;
     let layout = storage.layout();
@@ -215,24 +212,24 @@ pub async fn recheck(
         }
         state.pieces_done = piece_count;
     } else {
-        let jobs = plan_jobs(&storage, &present, options.read_size);
+        let jobs = plan_jobs(&storage, &present, read_size);
         let mut jobs = jobs.into_iter().peekable();
         let mut in_flight: VecDeque<(u64, glommio::Task<JobData>)> = VecDeque::new();
         let mut in_flight_bytes = 0u64;
         // Read buffers come back here after hashing; at most as many as the budget holds are kept.
         let mut spare: Vec<Vec<u8>> = Vec::new();
-        let spare_limit = options.memory_budget / options.read_size + 1;
+        let spare_limit = memory_budget / read_size + 1;
         let direct = Rc::new(DirectFiles::new(options.direct_io));
-        let mut big_piece: Option<(u32, Sha1, bool)> = None; // piece, state, still readable
-                                                             // Absent pieces are decided without reading.
+        // The large piece being hashed in parts: piece, hash state, no part failed to read.
+        let mut big_piece: Option<(u32, Sha1, bool)> = None;
+        // Absent pieces are decided without reading.
         let mut decided = present.iter().filter(|p| !**p).count() as u32;
         loop {
             while let Some(job) = jobs.peek().copied() {
                 // What the read holds in memory: its length, or more if it reuses a larger buffer.
                 let len = job_len(&storage, job).max(spare.last().map_or(0, Vec::capacity) as u64);
                 if in_flight.len() >= MAX_READS_IN_FLIGHT
-                    || (!in_flight.is_empty()
-                        && in_flight_bytes + len > options.memory_budget as u64)
+                    || (!in_flight.is_empty() && in_flight_bytes + len > memory_budget as u64)
                 {
                     break;
                 }
