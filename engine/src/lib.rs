@@ -1,1 +1,6 @@
-//! Placeholder: filled in by the engine issue.
+//! cyclone's BitTorrent engine.
+//!
+//! So far: the socket-free halves of the tracker client ([`announce`]) and the fast-resume record ([`resume`]).
+
+pub mod announce;
+
