@@ -453,7 +453,7 @@ pub fn parse_announce<'a>(
         match r.peek_type().map_err(bad)? {
             ValueType::Bytes => {
                 let all = r.read_bytes().map_err(bad)?;
-                if all.len() % 6 != 0 {
+                if !all.len().is_multiple_of(6) {
                     return Err(AnnounceError::BadData(format!(
                         "compact 'peers' of {} bytes is not a multiple of 6",
                         all.len()
@@ -493,7 +493,7 @@ pub fn parse_announce<'a>(
     if let Some(raw) = v[K_PEERS6] {
         let all = raw_bytes(raw, &opts)
             .ok_or_else(|| AnnounceError::BadData("'peers6' is not a string".into()))?;
-        if all.len() % 18 != 0 {
+        if !all.len().is_multiple_of(18) {
             return Err(AnnounceError::BadData(format!(
                 "'peers6' of {} bytes is not a multiple of 18",
                 all.len()

@@ -16,9 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 
 pub mod http;
 pub mod http_response;
-
-
-
+pub mod udp;
 pub mod url;
 
 /// The `event` of an announce. A periodic announce has none (`Option<Event>::None`).
