@@ -16,6 +16,8 @@ use std::net::{IpAddr, SocketAddr};
 
 pub mod http;
 pub mod http_response;
+pub mod schedule;
+pub mod tiers;
 pub mod udp;
 pub mod url;
 
