@@ -508,6 +508,12 @@ impl UdpExchange {
         self.connection.filter(|c| c.is_valid(now))
     }
 
+    /// The transaction id of the datagram sent last: a shard with many exchanges on one socket routes each reply
+    /// to the exchange whose id it carries (bytes 4..8 of every reply).
+    pub fn transaction_id(&self) -> u32 {
+        self.transaction_id
+    }
+
     /// The first datagram to send.
     pub fn start(&mut self, now: Instant, rng: &mut fastrand::Rng) -> Step {
         self.attempt = 0;
@@ -847,6 +853,7 @@ mod tests {
         assert_eq!(packet.len(), 16);
         assert_eq!(deadline, t0 + Duration::from_secs(15));
         let tid = tid_of(&packet);
+        assert_eq!(x.transaction_id(), tid);
         // A reply with another transaction id is ignored.
         assert_eq!(
             x.on_packet(t0, &connect_reply(tid ^ 1, 9), &mut rng),
