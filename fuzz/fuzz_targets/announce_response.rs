@@ -9,8 +9,16 @@ use cyclone_engine::announce::ReplyLimits;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let limits = ReplyLimits { max_peers: 50, max_scrape_files: 20, ..ReplyLimits::default() };
-    let response_limits = ResponseLimits { max_head_bytes: 4096, max_headers: 32, max_body_bytes: 32 << 10 };
+    let limits = ReplyLimits {
+        max_peers: 50,
+        max_scrape_files: 20,
+        ..ReplyLimits::default()
+    };
+    let response_limits = ResponseLimits {
+        max_head_bytes: 4096,
+        max_headers: 32,
+        max_body_bytes: 32 << 10,
+    };
 
     // The whole input as a response. A response complete before EOF is complete, and the same, at EOF.
     let open = parse_response(data, false, &response_limits);
@@ -18,7 +26,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(Parsed::Complete(r)) = &open {
         assert_eq!(closed.as_ref().ok(), Some(&Parsed::Complete(r.clone())));
     }
-    assert!(!matches!(closed, Ok(Parsed::Incomplete)), "at EOF a response is complete or an error");
+    assert!(
+        !matches!(closed, Ok(Parsed::Incomplete)),
+        "at EOF a response is complete or an error"
+    );
     if let Ok(Parsed::Complete(r)) = &closed {
         assert!(r.body.len() <= response_limits.max_body_bytes);
         let _ = http::announce_from_http(r, &limits);
@@ -35,7 +46,9 @@ fuzz_target!(|data: &[u8]| {
             assert!(peers.iter().all(|p| p.addr.port() != 0));
             assert!(reply.interval.is_none_or(|i| i > 0));
             assert!(reply.min_interval.is_none_or(|i| i > 0));
-            assert!(reply.tracker_id.is_none_or(|t| t.len() <= http::MAX_TRACKER_ID_BYTES));
+            assert!(reply
+                .tracker_id
+                .is_none_or(|t| t.len() <= http::MAX_TRACKER_ID_BYTES));
         }
         Err(AnnounceError::Rejected(reason)) => assert!(reason.len() <= limits.max_message_bytes),
         Err(e) => assert!(!e.to_string().is_empty()),

@@ -8,16 +8,28 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     // 1. Raw bytes against a fixed torrent shape.
-    let expected = Expected { info_hash: InfoHash([7; 20]), piece_length: 16384, piece_count: 13, file_count: 3 };
+    let expected = Expected {
+        info_hash: InfoHash([7; 20]),
+        piece_length: 16384,
+        piece_count: 13,
+        file_count: 3,
+    };
     if let Ok(r) = ResumeRecord::decode(data, &expected) {
         assert_eq!(ResumeRecord::decode(&r.encode(), &expected).unwrap(), r);
     }
 
     // 2. A record shaped by the input.
-    let Some((&shape, rest)) = data.split_first() else { return };
+    let Some((&shape, rest)) = data.split_first() else {
+        return;
+    };
     let piece_count = usize::from(shape % 64);
     let file_count = usize::from(shape / 64) + 1;
-    let expected = Expected { info_hash: InfoHash([9; 20]), piece_length: 4, piece_count, file_count };
+    let expected = Expected {
+        info_hash: InfoHash([9; 20]),
+        piece_length: 4,
+        piece_count,
+        file_count,
+    };
     let mut r = ResumeRecord::empty(&expected);
     for p in 0..piece_count {
         if rest.get(p / 8).is_some_and(|b| b & (0x80 >> (p % 8)) != 0) {
@@ -25,7 +37,11 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let mut stamps = rest.chunks(3).map(|c| match c {
-        [a, b, c] if a % 4 != 0 => Some(FileStamp { size: u64::from(*a), mtime_secs: i64::from(*b) - 128, mtime_nanos: u32::from(*c) }),
+        [a, b, c] if a % 4 != 0 => Some(FileStamp {
+            size: u64::from(*a),
+            mtime_secs: i64::from(*b) - 128,
+            mtime_nanos: u32::from(*c),
+        }),
         _ => None,
     });
     for f in r.files.iter_mut() {
@@ -35,9 +51,25 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(ResumeRecord::decode(&bytes, &expected).unwrap(), r);
 
     // File lengths from the input (they may or may not fit the piece count), current stamps from the input too.
-    let lengths: Vec<u64> = (0..file_count).map(|i| u64::from(rest.get(i).copied().unwrap_or(0))).collect();
-    let current: Vec<Option<FileStamp>> = r.files.iter().enumerate().map(|(i, f)| if rest.get(i).is_some_and(|b| b & 1 == 1) { None } else { *f }).collect();
+    let lengths: Vec<u64> = (0..file_count)
+        .map(|i| u64::from(rest.get(i).copied().unwrap_or(0)))
+        .collect();
+    let current: Vec<Option<FileStamp>> = r
+        .files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if rest.get(i).is_some_and(|b| b & 1 == 1) {
+                None
+            } else {
+                *f
+            }
+        })
+        .collect();
     let trusted = r.trusted_have(&lengths, &current);
     assert_eq!(trusted.len(), r.have.len());
-    assert!(trusted.iter().zip(&r.have).all(|(t, h)| t & !h == 0), "trusted pieces are a subset of had pieces");
+    assert!(
+        trusted.iter().zip(&r.have).all(|(t, h)| t & !h == 0),
+        "trusted pieces are a subset of had pieces"
+    );
 });

@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use cyclone_engine::announce::udp::{
-    decode_response, ConnectionId, Family, Request, Response, RetransmitPolicy, Step, UdpAnnounce, UdpExchange,
+    decode_response, ConnectionId, Family, Request, Response, RetransmitPolicy, Step, UdpAnnounce,
+    UdpExchange,
 };
 use cyclone_engine::announce::Key;
 use libfuzzer_sys::fuzz_target;
@@ -13,8 +14,15 @@ use libfuzzer_sys::fuzz_target;
 const MAX_PEERS: usize = 20;
 
 fn exchange(request: Request, family: Family, connection: Option<ConnectionId>) -> UdpExchange {
-    UdpExchange::new(request, b"/announce?k=1", family, RetransmitPolicy::default(), MAX_PEERS, connection)
-        .expect("valid exchange")
+    UdpExchange::new(
+        request,
+        b"/announce?k=1",
+        family,
+        RetransmitPolicy::default(),
+        MAX_PEERS,
+        connection,
+    )
+    .expect("valid exchange")
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -44,7 +52,10 @@ fuzz_target!(|data: &[u8]| {
         numwant: Some(50),
         port: 6881,
     };
-    let fresh = Some(ConnectionId { id: 9, received_at: now });
+    let fresh = Some(ConnectionId {
+        id: 9,
+        received_at: now,
+    });
     let requests = [
         (Request::Announce(announce), None),
         (Request::Announce(announce), fresh),
