@@ -2,8 +2,8 @@
 //!
 //! Why: re-hashing every torrent at startup costs minutes to hours on a seedbox. The record lets the engine trust its
 //! own earlier verification instead, for as long as nobody else touched the files. Each file's size and mtime are
-//! saved with the bitfield; at load, pieces that overlap a file whose size or mtime changed are dropped from the
-//! bitfield ([`ResumeRecord::trusted_have`]) and only those are re-checked.
+//! saved with the bitfield; at load, pieces that overlap a file whose size or mtime (±1 s) changed are dropped from
+//! the bitfield ([`ResumeRecord::trusted_have`]) and only those are re-checked.
 //!
 //! A stale record is safe by construction: the engine only ever writes pieces it does not have yet, so data written
 //! after the record was saved can only concern pieces the record does not claim. (BitTornado deleted its resume data
@@ -39,9 +39,12 @@ use cyclone_metainfo::bencode::{
 use cyclone_metainfo::InfoHash;
 use sha1::{Digest, Sha1};
 
+use crate::bitfield::{Bitfield, BitfieldError};
+use crate::piece_map::PieceMap;
+
 /// The format version written; anything else is [`ResumeError::UnsupportedVersion`].
 pub const RESUME_VERSION: i64 = 1;
-/// Largest record read: a bitfield of 16 M pieces is 2 MiB, a million file stamps about 30 MiB.
+/// Largest record read: the largest bitfield is 512 KiB, a million file stamps about 30 MiB.
 pub const MAX_RESUME_BYTES: usize = 64 << 20;
 /// Most files a record may describe (the metainfo crate's limit).
 pub const MAX_RESUME_FILES: usize = cyclone_metainfo::MAX_FILES;
@@ -77,6 +80,14 @@ impl FileStamp {
             mtime_nanos: nanos,
         })
     }
+
+    /// Whether the file looks untouched: the same size, and an mtime within ±1 s (BitTornado's rule; it absorbs
+    /// filesystems that store coarse times, such as FAT's 2 s, and copies that kept whole seconds only).
+    pub fn matches(&self, now: &FileStamp) -> bool {
+        let nanos =
+            |s: &FileStamp| i128::from(s.mtime_secs) * 1_000_000_000 + i128::from(s.mtime_nanos);
+        self.size == now.size && (nanos(self) - nanos(now)).abs() <= 1_000_000_000
+    }
 }
 
 /// What the torrent says, to check a record against.
@@ -84,8 +95,20 @@ impl FileStamp {
 pub struct Expected {
     pub info_hash: InfoHash,
     pub piece_length: u64,
-    pub piece_count: usize,
+    pub piece_count: u32,
     pub file_count: usize,
+}
+
+impl Expected {
+    /// The shape of the torrent `info_hash` laid out by `map`.
+    pub fn new(info_hash: InfoHash, map: &PieceMap) -> Expected {
+        Expected {
+            info_hash,
+            piece_length: map.piece_length(),
+            piece_count: map.piece_count(),
+            file_count: map.file_count(),
+        }
+    }
 }
 
 /// One torrent's resume state.
@@ -93,10 +116,8 @@ pub struct Expected {
 pub struct ResumeRecord {
     pub info_hash: InfoHash,
     pub piece_length: u64,
-    pub piece_count: usize,
-    /// Verified pieces: `ceil(piece_count / 8)` bytes, piece 0 in the high bit of byte 0 (the wire order), spare bits
-    /// zero.
-    pub have: Vec<u8>,
+    /// Verified pieces (its length is the piece count).
+    pub have: Bitfield,
     /// Per file of the torrent, in order: its stamp when the record was made, or `None` if it did not exist.
     pub files: Vec<Option<FileStamp>>,
 }
@@ -126,84 +147,28 @@ pub enum ResumeError {
     #[error("resume data has piece length {found}, the torrent {expected}")]
     WrongPieceLength { expected: u64, found: u64 },
     #[error("resume data has {found} pieces, the torrent {expected}")]
-    WrongPieceCount { expected: usize, found: usize },
+    WrongPieceCount { expected: u32, found: u32 },
     #[error("resume data has {found} files, the torrent {expected}")]
     WrongFileCount { expected: usize, found: usize },
-    #[error("resume data bitfield is {found} bytes, expected {expected} for its piece count")]
-    BitfieldLength { expected: usize, found: usize },
-    #[error("resume data bitfield has bits set past the last piece")]
-    SpareBitsSet,
+    #[error("resume data: {0}")]
+    Bitfield(#[from] BitfieldError),
     #[error("resume data: file entry {0} is malformed")]
     BadFileEntry(usize),
 }
 
-fn bitfield_len(piece_count: usize) -> usize {
-    piece_count.div_ceil(8)
-}
-
-fn spare_mask(piece_count: usize) -> u8 {
-    match piece_count % 8 {
-        0 => 0,
-        used => 0xFF >> used,
-    }
-}
-
 impl ResumeRecord {
     /// A record with no pieces, for a torrent of `expected`'s shape.
-    pub fn empty(expected: &Expected) -> ResumeRecord {
-        ResumeRecord {
+    pub fn empty(expected: &Expected) -> Result<ResumeRecord, ResumeError> {
+        Ok(ResumeRecord {
             info_hash: expected.info_hash,
             piece_length: expected.piece_length,
-            piece_count: expected.piece_count,
-            have: vec![0; bitfield_len(expected.piece_count)],
+            have: Bitfield::new(expected.piece_count)?,
             files: vec![None; expected.file_count],
-        }
+        })
     }
 
-    pub fn has_piece(&self, index: usize) -> bool {
-        index < self.piece_count
-            && self
-                .have
-                .get(index / 8)
-                .is_some_and(|b| b & (0x80 >> (index % 8)) != 0)
-    }
-
-    pub fn set_piece(&mut self, index: usize, present: bool) {
-        assert!(
-            index < self.piece_count,
-            "piece {index} of {}",
-            self.piece_count
-        );
-        let bit = 0x80 >> (index % 8);
-        if present {
-            self.have[index / 8] |= bit;
-        } else {
-            self.have[index / 8] &= !bit;
-        }
-    }
-
-    fn is_complete(&self) -> bool {
-        let full = self.piece_count / 8;
-        self.have[..full].iter().all(|&b| b == 0xFF)
-            && (self.piece_count.is_multiple_of(8)
-                || self.have[full] == !spare_mask(self.piece_count))
-    }
-
-    /// The canonical encoding (see the module doc). Panics if the record breaks its own invariants (a bitfield of the
-    /// wrong length): that is a programming error, not bad input.
+    /// The canonical encoding (see the module doc).
     pub fn encode(&self) -> Vec<u8> {
-        assert_eq!(
-            self.have.len(),
-            bitfield_len(self.piece_count),
-            "bitfield length"
-        );
-        assert_eq!(
-            self.have
-                .last()
-                .map_or(0, |b| b & spare_mask(self.piece_count)),
-            0,
-            "spare bits"
-        );
         let mut d = Owned::dict();
         let files = self
             .files
@@ -218,16 +183,16 @@ impl ResumeRecord {
             })
             .collect::<Vec<_>>();
         d.insert("files", Owned::List(files));
-        if self.piece_count > 0 && self.is_complete() {
+        if !self.have.is_empty() && self.have.is_complete() {
             d.insert("have", Owned::Int(1));
         } else {
-            d.insert("have", Owned::Bytes(self.have.clone()));
+            d.insert("have", Owned::Bytes(self.have.as_bytes().to_vec()));
         }
         d.insert(
             "info hash",
             Owned::Bytes(self.info_hash.as_bytes().to_vec()),
         );
-        d.insert("piece count", Owned::Int(self.piece_count as i64));
+        d.insert("piece count", Owned::Int(i64::from(self.have.len())));
         d.insert(
             "piece length",
             Owned::Int(i64::try_from(self.piece_length).unwrap_or(i64::MAX)),
@@ -340,7 +305,7 @@ impl ResumeRecord {
             piece_count_raw.ok_or(ResumeError::MissingKey("piece count"))?,
             &opts,
         )
-        .and_then(|v| usize::try_from(v).ok())
+        .and_then(|v| u32::try_from(v).ok())
         .ok_or(ResumeError::BadValue("piece count"))?;
         if piece_count != expected.piece_count {
             return Err(ResumeError::WrongPieceCount {
@@ -350,29 +315,11 @@ impl ResumeRecord {
         }
         let have_raw = have_raw.ok_or(ResumeError::MissingKey("have"))?;
         let have = match int(have_raw, &opts) {
-            Some(1) if piece_count > 0 => {
-                let mut all = vec![0xFF; bitfield_len(piece_count)];
-                if let Some(last) = all.last_mut() {
-                    *last &= !spare_mask(piece_count);
-                }
-                all
-            }
+            Some(1) if piece_count > 0 => Bitfield::full(piece_count)?,
             Some(_) => return Err(ResumeError::BadValue("have")),
             None => {
                 let bits = bytes_of(have_raw, &opts).ok_or(ResumeError::BadValue("have"))?;
-                if bits.len() != bitfield_len(piece_count) {
-                    return Err(ResumeError::BitfieldLength {
-                        expected: bitfield_len(piece_count),
-                        found: bits.len(),
-                    });
-                }
-                if bits
-                    .last()
-                    .is_some_and(|&b| b & spare_mask(piece_count) != 0)
-                {
-                    return Err(ResumeError::SpareBitsSet);
-                }
-                bits.to_vec()
+                Bitfield::from_bytes(piece_count, bits)?
             }
         };
         let files = decode_files(files_raw.ok_or(ResumeError::MissingKey("files"))?, &opts)?;
@@ -385,41 +332,36 @@ impl ResumeRecord {
         Ok(ResumeRecord {
             info_hash,
             piece_length,
-            piece_count,
             have,
             files,
         })
     }
 
-    /// The pieces that can be trusted now: `have` minus every piece overlapping a file whose current stamp differs
-    /// from the saved one (size and mtime must match exactly; BitTornado allowed ±1 s because it kept float
-    /// seconds, cyclone keeps nanoseconds). `file_lengths` are the torrent's file lengths, `current` the files' stamps
-    /// now (`None`: missing). If the shapes disagree with the record, nothing is trusted.
-    pub fn trusted_have(&self, file_lengths: &[u64], current: &[Option<FileStamp>]) -> Vec<u8> {
-        let mut out = vec![0u8; bitfield_len(self.piece_count)];
-        let total: Option<u64> = file_lengths.iter().try_fold(0u64, |a, &l| a.checked_add(l));
-        let shape_ok = file_lengths.len() == self.files.len()
-            && current.len() == self.files.len()
-            && self.have.len() == out.len()
-            && total
-                .is_some_and(|t| t.div_ceil(self.piece_length.max(1)) == self.piece_count as u64);
+    /// The pieces that can be trusted now: `have` minus every piece overlapping a file whose current stamp does not
+    /// [match](FileStamp::matches) the saved one (`None` on either side: the file was or is missing). `map` is the
+    /// torrent's layout, `current` the files' stamps now. If the shapes disagree with the record, nothing is trusted.
+    pub fn trusted_have(&self, map: &PieceMap, current: &[Option<FileStamp>]) -> Bitfield {
+        let mut out = self.have.clone();
+        let shape_ok = map.piece_count() == self.have.len()
+            && map.piece_length() == self.piece_length
+            && map.file_count() == self.files.len()
+            && current.len() == self.files.len();
         if !shape_ok {
+            for piece in self.have.iter_ones() {
+                out.clear(piece);
+            }
             return out;
         }
-        out.copy_from_slice(&self.have);
-        let mut offset = 0u64;
-        for ((saved, now), &length) in self.files.iter().zip(current).zip(file_lengths) {
-            let start = offset;
-            offset += length;
-            if length == 0 || saved == now {
-                continue;
-            }
-            let first = start / self.piece_length;
-            let last = (start + length - 1) / self.piece_length;
-            for p in first..=last {
-                // `p < piece_count` because `offset <= total`.
-                let p = p as usize;
-                out[p / 8] &= !(0x80 >> (p % 8));
+        for (index, (saved, now)) in self.files.iter().zip(current).enumerate() {
+            let unchanged = match (saved, now) {
+                (Some(a), Some(b)) => a.matches(b),
+                (None, None) => true,
+                _ => false,
+            };
+            if !unchanged {
+                for piece in map.file_pieces(index) {
+                    out.clear(piece);
+                }
             }
         }
         out
@@ -566,9 +508,9 @@ mod tests {
     }
 
     fn record() -> ResumeRecord {
-        let mut r = ResumeRecord::empty(&expected());
+        let mut r = ResumeRecord::empty(&expected()).unwrap();
         for p in [0, 3, 8, 12] {
-            r.set_piece(p, true);
+            r.have.set(p);
         }
         r.files = vec![
             Some(FileStamp {
@@ -594,9 +536,7 @@ mod tests {
         assert!(bytes.ends_with(b"7:versioni1ee"));
         let back = ResumeRecord::decode(&bytes, &expected()).unwrap();
         assert_eq!(back, r);
-        assert!(
-            back.has_piece(12) && back.has_piece(0) && !back.has_piece(1) && !back.has_piece(13)
-        );
+        assert!(back.have.get(12) && back.have.get(0) && !back.have.get(1) && !back.have.get(13));
         // Encoding is canonical and deterministic.
         assert_eq!(back.encode(), bytes);
     }
@@ -605,7 +545,7 @@ mod tests {
     fn complete_record_is_compact() {
         let mut r = record();
         for p in 0..13 {
-            r.set_piece(p, true);
+            r.have.set(p);
         }
         let bytes = r.encode();
         assert!(bytes.windows(9).any(|w| w == b"4:havei1e"));
@@ -616,8 +556,17 @@ mod tests {
             file_count: 0,
             ..expected()
         };
-        let r = ResumeRecord::empty(&e);
+        let r = ResumeRecord::empty(&e).unwrap();
         assert_eq!(ResumeRecord::decode(&r.encode(), &e).unwrap(), r);
+        // More pieces than the engine supports.
+        let huge = Expected {
+            piece_count: crate::bitfield::MAX_PIECE_COUNT + 1,
+            ..expected()
+        };
+        assert!(matches!(
+            ResumeRecord::empty(&huge),
+            Err(ResumeError::Bitfield(BitfieldError::TooManyPieces { .. }))
+        ));
     }
 
     /// Re-encodes `d` with a fresh, valid checksum, so only the semantic check under test can fail.
@@ -688,15 +637,16 @@ mod tests {
         ));
         assert!(matches!(
             dec(&with("have", Owned::Bytes(vec![0; 3]))),
-            ResumeError::BitfieldLength {
+            ResumeError::Bitfield(BitfieldError::WrongLength {
+                got: 3,
                 expected: 2,
-                found: 3
-            }
+                piece_count: 13
+            })
         ));
         // 13 pieces: the low 3 bits of byte 1 are spare.
         assert!(matches!(
             dec(&with("have", Owned::Bytes(vec![0, 0b0000_0100]))),
-            ResumeError::SpareBitsSet
+            ResumeError::Bitfield(BitfieldError::SpareBitsSet { piece_count: 13 })
         ));
         assert!(matches!(
             dec(&with("have", Owned::Int(2))),
@@ -800,11 +750,12 @@ mod tests {
 
     #[test]
     fn trusted_have_drops_pieces_of_changed_files() {
-        // 13 pieces of 16 KiB = 212,992 bytes max; files: 100,000 + 100,000 + 0 ... make the lengths sum right.
-        let lengths = [100_000u64, 100_000, 0];
+        // 13 pieces of 16 KiB: files of 100,000 + 100,000 + 0 bytes.
+        let map = PieceMap::new(16384, &[100_000, 100_000, 0]).unwrap();
+        assert_eq!(Expected::new(InfoHash([7; 20]), &map), expected());
         let mut r = record();
         for p in 0..13 {
-            r.set_piece(p, true);
+            r.have.set(p);
         }
         r.files[1] = Some(FileStamp {
             size: 100_000,
@@ -812,37 +763,50 @@ mod tests {
             mtime_nanos: 0,
         });
         let current = r.files.clone();
-        assert_eq!(r.trusted_have(&lengths, &current), r.have);
+        let kept = |t: Bitfield| t.iter_ones().collect::<Vec<u32>>();
+        assert_eq!(r.trusted_have(&map, &current), r.have);
+        // Within ±1 s the file counts as untouched.
+        let mut close = current.clone();
+        close[0] = Some(FileStamp {
+            mtime_secs: 1_700_000_001,
+            ..current[0].unwrap()
+        });
+        assert_eq!(r.trusted_have(&map, &close), r.have);
         // File 0 (bytes 0..100,000) changed: pieces 0..=6 (6 * 16384 = 98,304 < 100,000) go.
         let mut changed = current.clone();
         changed[0] = Some(FileStamp {
+            mtime_secs: 1_700_000_001,
             mtime_nanos: 124,
             ..current[0].unwrap()
         });
-        let t = r.trusted_have(&lengths, &changed);
-        let kept: Vec<usize> = (0..13)
-            .filter(|&p| t[p / 8] & (0x80 >> (p % 8)) != 0)
-            .collect();
-        assert_eq!(kept, [7, 8, 9, 10, 11, 12]);
+        assert_eq!(kept(r.trusted_have(&map, &changed)), [7, 8, 9, 10, 11, 12]);
+        let mut resized = current.clone();
+        resized[0] = Some(FileStamp {
+            size: 99_999,
+            ..current[0].unwrap()
+        });
+        assert_eq!(kept(r.trusted_have(&map, &resized)), [7, 8, 9, 10, 11, 12]);
         // File 1 (bytes 100,000..200,000) went missing: pieces 6..=12 go.
         let mut missing = current.clone();
         missing[1] = None;
-        let t = r.trusted_have(&lengths, &missing);
-        let kept: Vec<usize> = (0..13)
-            .filter(|&p| t[p / 8] & (0x80 >> (p % 8)) != 0)
-            .collect();
-        assert_eq!(kept, [0, 1, 2, 3, 4, 5]);
+        assert_eq!(kept(r.trusted_have(&map, &missing)), [0, 1, 2, 3, 4, 5]);
+        // A file that was missing and now exists is not trusted either (its pieces were not had anyway).
+        let mut r2 = r.clone();
+        r2.files[1] = None;
+        assert_eq!(kept(r2.trusted_have(&map, &current)), [0, 1, 2, 3, 4, 5]);
         // A change to an empty file affects no piece.
         let mut empty_changed = current.clone();
         empty_changed[2] = None;
-        assert_eq!(r.trusted_have(&lengths, &empty_changed), r.have);
+        assert_eq!(r.trusted_have(&map, &empty_changed), r.have);
         // Shape mismatches trust nothing.
-        assert_eq!(r.trusted_have(&[1, 2], &current[..2]), vec![0, 0]);
-        assert_eq!(
-            r.trusted_have(&[100_000, 100_000, 1_000_000], &current),
-            vec![0, 0]
-        );
-        assert_eq!(r.trusted_have(&[u64::MAX, 2, 0], &current), vec![0, 0]);
+        let two_files = PieceMap::new(16384, &[100_000, 112_992]).unwrap();
+        assert_eq!(two_files.piece_count(), 13);
+        assert_eq!(r.trusted_have(&two_files, &current[..2]).count_ones(), 0);
+        let other_length = PieceMap::new(16384 * 2, &[100_000, 100_000, 300_000]).unwrap();
+        assert_eq!(r.trusted_have(&other_length, &current).count_ones(), 0);
+        let more_pieces = PieceMap::new(16384, &[100_000, 100_000, 1_000_000]).unwrap();
+        assert_eq!(r.trusted_have(&more_pieces, &current).count_ones(), 0);
+        assert_eq!(r.trusted_have(&map, &current[..1]).count_ones(), 0);
     }
 
     #[test]
@@ -863,7 +827,7 @@ mod tests {
         write_atomically(&path, &record().encode()).unwrap();
         assert_eq!(load(&path, &expected()).unwrap(), Some(record()));
         let mut r2 = record();
-        r2.set_piece(1, true);
+        r2.have.set(1);
         write_atomically(&path, &r2.encode()).unwrap();
         assert_eq!(load(&path, &expected()).unwrap(), Some(r2));
         // No temporary files are left behind.
@@ -887,7 +851,7 @@ mod tests {
         write_atomically(&path, &good).unwrap();
         let new = {
             let mut r = record();
-            r.set_piece(2, true);
+            r.have.set(2);
             r.encode()
         };
         // The write fails halfway (disk full, say): the old record stays, the partial temp file is removed.
