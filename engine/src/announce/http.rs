@@ -23,6 +23,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use cyclone_metainfo::bencode::{DecodeError, DecodeOptions, Limits, Mode, Reader, ValueType};
 
 use super::http_response::HttpResponse;
+use super::url::TrackerUrl;
 use super::{message_text, AnnounceParams, CryptoPolicy, Peer, ReplyLimits, SwarmCounts};
 
 /// Longest `tracker id` we keep and echo back; a longer one is ignored so it cannot grow every later URL.
@@ -180,17 +181,39 @@ pub fn announce_url(tracker_url: &str, p: &AnnounceParams<'_>) -> String {
     join_query(tracker_url, &announce_query(p))
 }
 
-/// The HTTP/1.0 GET request for `url` (a parsed announce or scrape URL). HTTP/1.0 with `Connection: close` because
-/// that is what every tracker since bttrack answers well, and it lets the reply end at EOF when a tracker sends no
-/// length. No `Accept-Encoding`: we do not want gzip.
-pub fn request_bytes(url: &super::url::TrackerUrl, user_agent: &str) -> Vec<u8> {
+/// Most redirects followed for one request (BitTornado's `zurllib` follows 10).
+pub const MAX_REDIRECTS: usize = 10;
+
+/// The HTTP/1.0 GET request for `target` (a path and query) on `tracker`'s host. HTTP/1.0 with `Connection: close`
+/// because every tracker since bttrack answers it well, and it lets the reply end at EOF when a tracker sends no
+/// length. No `Accept-Encoding`: we do not want gzip. `user_agent` is the caller's constant (never input); `target`
+/// comes from a parsed URL plus percent-encoded parameters, so neither can smuggle a line break into the request.
+pub fn request_bytes(tracker: &TrackerUrl, target: &str, user_agent: &str) -> Vec<u8> {
+    debug_assert!(!target.contains(['\r', '\n', ' ']) && !user_agent.contains(['\r', '\n']));
     format!(
-        "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: {}\r\nConnection: close\r\n\r\n",
-        url.path_and_query,
-        url.host_header(),
-        user_agent
+        "GET {target} HTTP/1.0\r\nHost: {}\r\nUser-Agent: {user_agent}\r\nConnection: close\r\n\r\n",
+        tracker.host_header(),
     )
     .into_bytes()
+}
+
+/// The whole announce request for `tracker`. Built from the parsed URL rather than [`announce_url`] so the
+/// parameters never count against the URL length limit.
+pub fn announce_request(tracker: &TrackerUrl, p: &AnnounceParams<'_>, user_agent: &str) -> Vec<u8> {
+    let target = join_query(&tracker.path_and_query, &announce_query(p));
+    request_bytes(tracker, &target, user_agent)
+}
+
+/// The whole scrape request for `tracker` and `info_hashes`, or `None` if its URL does not follow the scrape
+/// convention ([`scrape_base`]).
+pub fn scrape_request(
+    tracker: &TrackerUrl,
+    info_hashes: &[[u8; 20]],
+    user_agent: &str,
+) -> Option<Vec<u8>> {
+    let path = scrape_path(&tracker.path_and_query)?;
+    let target = with_info_hashes(&path, info_hashes);
+    Some(request_bytes(tracker, &target, user_agent))
 }
 
 /// A parsed announce reply. Compact peer strings are borrowed from the body.
@@ -599,26 +622,34 @@ fn dict_peer(r: &mut Reader<'_, '_>) -> Result<Option<Peer>, AnnounceError> {
 /// follow the convention and cannot be scraped.
 pub fn scrape_base(announce_url: &str) -> Option<String> {
     let url = announce_url.split('#').next().unwrap_or(announce_url);
-    let path_end = url.find('?').unwrap_or(url.len());
-    let slash = url[..path_end].rfind('/')?;
-    // The slash must belong to the path, not to "scheme://".
-    if url[..slash].ends_with('/') || !url[..slash].contains("://") {
-        return None;
-    }
-    let component = &url[slash + 1..path_end];
+    let authority_start = url.find("://")? + 3;
+    let tail_start = url[authority_start..]
+        .find(['/', '?'])
+        .map_or(url.len(), |i| authority_start + i);
+    let path = scrape_path(&url[tail_start..])?;
+    Some(format!("{}{path}", &url[..tail_start]))
+}
+
+/// [`scrape_base`] on a path and query (`/x/announce.php?pk=1` → `/x/scrape.php?pk=1`).
+pub fn scrape_path(path_and_query: &str) -> Option<String> {
+    let path_end = path_and_query.find('?').unwrap_or(path_and_query.len());
+    let slash = path_and_query[..path_end].rfind('/')?;
+    let component = &path_and_query[slash + 1..path_end];
     if !component.starts_with("announce") {
         return None;
     }
-    let mut out = String::with_capacity(url.len());
-    out.push_str(&url[..slash + 1]);
+    let mut out = String::with_capacity(path_and_query.len());
+    out.push_str(&path_and_query[..slash + 1]);
     out.push_str("scrape");
-    out.push_str(&url[slash + 1 + "announce".len()..]);
+    out.push_str(&path_and_query[slash + 1 + "announce".len()..]);
     Some(out)
 }
 
-/// The scrape URL asking for `info_hashes` (each as a repeated `info_hash` parameter); `None` as for [`scrape_base`].
-pub fn scrape_url(announce_url: &str, info_hashes: &[[u8; 20]]) -> Option<String> {
-    let base = scrape_base(announce_url)?;
+/// `base` with one `info_hash` parameter per hash appended.
+fn with_info_hashes(base: &str, info_hashes: &[[u8; 20]]) -> String {
+    if info_hashes.is_empty() {
+        return base.to_string();
+    }
     let mut q = String::with_capacity(info_hashes.len() * 72);
     for (i, h) in info_hashes.iter().enumerate() {
         if i > 0 {
@@ -627,10 +658,12 @@ pub fn scrape_url(announce_url: &str, info_hashes: &[[u8; 20]]) -> Option<String
         q.push_str("info_hash=");
         percent_encode_into(&mut q, h);
     }
-    if q.is_empty() {
-        return Some(base);
-    }
-    Some(join_query(&base, &q))
+    join_query(base, &q)
+}
+
+/// The scrape URL asking for `info_hashes` (each as a repeated `info_hash` parameter); `None` as for [`scrape_base`].
+pub fn scrape_url(announce_url: &str, info_hashes: &[[u8; 20]]) -> Option<String> {
+    Some(with_info_hashes(&scrape_base(announce_url)?, info_hashes))
 }
 
 /// A parsed scrape reply.
@@ -806,12 +839,34 @@ mod tests {
 
     #[test]
     fn request_bytes_layout() {
-        let url =
-            crate::announce::url::TrackerUrl::parse("http://127.0.0.1:6969/announce?x=1").unwrap();
-        assert_eq!(
-            request_bytes(&url, "cyclone/0.1"),
-            b"GET /announce?x=1 HTTP/1.0\r\nHost: 127.0.0.1:6969\r\nUser-Agent: cyclone/0.1\r\nConnection: close\r\n\r\n"
+        let url = TrackerUrl::parse("http://127.0.0.1:6969/announce?x=1").unwrap();
+        let p = params();
+        let request = announce_request(&url, &p, "cyclone/0.1");
+        let want = format!(
+            "GET /announce?x=1&{} HTTP/1.0\r\nHost: 127.0.0.1:6969\r\nUser-Agent: cyclone/0.1\r\n\
+             Connection: close\r\n\r\n",
+            announce_query(&p)
         );
+        assert_eq!(String::from_utf8(request).unwrap(), want);
+        // A tracker URL at the length limit still makes a request: the parameters are not part of the URL check.
+        let long = format!(
+            "http://t/announce?pk={}",
+            "a".repeat(crate::announce::url::MAX_URL_BYTES - 25)
+        );
+        let url = TrackerUrl::parse(&long).unwrap();
+        assert!(announce_request(&url, &p, "x").len() > crate::announce::url::MAX_URL_BYTES);
+
+        let url = TrackerUrl::parse("http://[::1]/announce.php").unwrap();
+        assert_eq!(
+            String::from_utf8(scrape_request(&url, &[[b'a'; 20]], "ua").unwrap()).unwrap(),
+            format!(
+                "GET /scrape.php?info_hash={} HTTP/1.0\r\nHost: [::1]\r\nUser-Agent: ua\r\n\
+                 Connection: close\r\n\r\n",
+                "a".repeat(20)
+            )
+        );
+        let url = TrackerUrl::parse("http://t/tracker").unwrap();
+        assert_eq!(scrape_request(&url, &[], "ua"), None);
     }
 
     fn limits() -> ReplyLimits {
@@ -1048,6 +1103,11 @@ mod tests {
             ("http://announce", None),
             ("announce", None),
             ("http://example.com/a?b/announce", None),
+            ("http://example.com?announce", None),
+            (
+                "udp://example.com:80/announce",
+                Some("udp://example.com:80/scrape"),
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(scrape_base(input).as_deref(), want, "{input}");

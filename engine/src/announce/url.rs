@@ -116,14 +116,40 @@ impl TrackerUrl {
         })
     }
 
-    /// `host[:port]` for an HTTP `Host` header: the port is left out when it is the scheme's default, IPv6 literals
-    /// are bracketed.
-    pub fn host_header(&self) -> String {
-        let host = match &self.host {
+    /// Where a redirect's `Location` points: an absolute URL as is, an absolute path (`/x`) on this URL's scheme, host
+    /// and port. Relative paths (`x/y`) are rare from trackers and resolved against this URL's directory.
+    pub fn join(&self, location: &str) -> Result<TrackerUrl, UrlError> {
+        let location = location.trim();
+        if location.contains("://") {
+            return TrackerUrl::parse(location);
+        }
+        let scheme = match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+            Scheme::Udp => "udp",
+        };
+        let origin = format!("{scheme}://{}:{}", self.host_without_port(), self.port);
+        if location.starts_with('/') {
+            return TrackerUrl::parse(&format!("{origin}{location}"));
+        }
+        let path = self.path_and_query.split('?').next().unwrap_or("");
+        let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+        let dir = if dir.is_empty() { "/" } else { dir };
+        TrackerUrl::parse(&format!("{origin}{dir}{location}"))
+    }
+
+    fn host_without_port(&self) -> String {
+        match &self.host {
             Host::Ip(IpAddr::V6(a)) => format!("[{a}]"),
             Host::Ip(IpAddr::V4(a)) => a.to_string(),
             Host::Name(n) => n.clone(),
-        };
+        }
+    }
+
+    /// `host[:port]` for an HTTP `Host` header: the port is left out when it is the scheme's default, IPv6 literals
+    /// are bracketed.
+    pub fn host_header(&self) -> String {
+        let host = self.host_without_port();
         let default = match self.scheme {
             Scheme::Http => 80,
             Scheme::Https => 443,
@@ -228,6 +254,26 @@ mod tests {
             TrackerUrl::parse("udp://tracker.example"),
             Err(UrlError::BadPort(_))
         ));
+    }
+
+    #[test]
+    fn redirect_targets() {
+        let base = TrackerUrl::parse("http://[::1]:8080/a/announce?pk=1").unwrap();
+        let abs = base.join("https://other.example/announce").unwrap();
+        assert_eq!((abs.scheme, abs.port), (Scheme::Https, 443));
+        let path = base.join("/b/announce?x=2").unwrap();
+        assert_eq!(path.host, Host::Ip("::1".parse().unwrap()));
+        assert_eq!(
+            (path.port, path.path_and_query.as_str()),
+            (8080, "/b/announce?x=2")
+        );
+        assert_eq!(path.url, "http://[::1]:8080/b/announce?x=2");
+        let rel = base.join("announce2").unwrap();
+        assert_eq!(rel.path_and_query, "/a/announce2");
+        let root = TrackerUrl::parse("http://t").unwrap().join("x").unwrap();
+        assert_eq!(root.path_and_query, "/x");
+        assert!(base.join("ftp://x/").is_err());
+        assert!(base.join("/a b").is_err());
     }
 
     #[test]
