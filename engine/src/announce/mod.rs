@@ -21,6 +21,9 @@ pub mod tiers;
 pub mod udp;
 pub mod url;
 
+#[cfg(test)]
+mod interop_tests;
+
 /// The `event` of an announce. A periodic announce has none (`Option<Event>::None`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Event {
