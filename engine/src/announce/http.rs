@@ -47,6 +47,21 @@ pub enum AnnounceError {
     /// A status other than 200 whose body is not a bencoded `failure reason` (BitTornado's `zurllib` message).
     #[error("Problem connecting to tracker - HTTP Error {status}: {reason}")]
     HttpStatus { status: u16, reason: String },
+    /// No complete reply within the timeout (BitTornado `--http_timeout`, default [`DEFAULT_HTTP_TIMEOUT`]; for UDP,
+    /// the end of the retransmit ladder). Produced by the caller that owns the clock and the socket.
+    #[error("Problem connecting to tracker - timeout exceeded")]
+    Timeout,
+    /// The connection failed (refused, reset, DNS); the text is the OS error. Produced by the caller.
+    #[error("Problem connecting to tracker - {0}")]
+    Connect(String),
+}
+
+/// BitTornado's `--http_timeout`: how long one tracker request may take.
+pub const DEFAULT_HTTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How a tracker's `warning message` is shown (BitTornado's text).
+pub fn warning_text(warning: &str) -> String {
+    format!("warning from tracker - {warning}")
 }
 
 /// The announce reply in an HTTP response. As BitTornado's `zurllib`: a non-200 response whose body is a bencoded
@@ -1060,6 +1075,22 @@ mod tests {
             announce_from_http(&resp(500, b"d8:intervali5ee"), &limits()),
             Err(AnnounceError::HttpStatus { status: 500, .. })
         ));
+    }
+
+    #[test]
+    fn caller_side_messages_are_bittornados() {
+        assert_eq!(
+            AnnounceError::Timeout.to_string(),
+            "Problem connecting to tracker - timeout exceeded"
+        );
+        assert_eq!(
+            AnnounceError::Connect("Connection refused (os error 111)".into()).to_string(),
+            "Problem connecting to tracker - Connection refused (os error 111)"
+        );
+        assert_eq!(
+            warning_text("slow down"),
+            "warning from tracker - slow down"
+        );
     }
 
     #[test]
