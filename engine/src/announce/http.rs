@@ -506,14 +506,14 @@ pub fn parse_announce<'a>(
             ValueType::List => {
                 r.begin_list().map_err(bad)?;
                 while r.next_in_list().map_err(bad)? {
-                    entries_in_peers += 1;
                     match dict_peer(&mut r)? {
                         Some(peer) if budget > 0 => {
                             budget -= 1;
-                            dict_peers.push(peer);
+                            dict_peers.push((entries_in_peers, peer));
                         }
                         _ => dropped += 1,
                     }
+                    entries_in_peers += 1;
                 }
             }
             other => {
@@ -527,6 +527,14 @@ pub fn parse_announce<'a>(
     let crypto_flags = v[K_CRYPTO]
         .and_then(|r| raw_bytes(r, &opts))
         .filter(|f| f.len() == entries_in_peers);
+    // Flags index the entries of `peers` as sent, dropped ones included.
+    let dict_peers: Vec<Peer> = dict_peers
+        .into_iter()
+        .map(|(index, mut peer)| {
+            peer.requires_crypto = crypto_flags.and_then(|f| f.get(index)).map(|&b| b & 1 == 1);
+            peer
+        })
+        .collect();
     let mut compact_v6: &[u8] = &[];
     if let Some(raw) = v[K_PEERS6] {
         let all = raw_bytes(raw, &opts)
@@ -921,6 +929,23 @@ mod tests {
         assert_eq!(peers[0].peer_id, Some(*b"AAAAAAAAAAAAAAAAAAAA"));
         assert_eq!(peers[1].addr, "[::1]:9".parse().unwrap());
         assert_eq!(r.dropped_peers, 2);
+    }
+
+    #[test]
+    fn crypto_flags_apply_to_dictionary_peers_by_position() {
+        // Three entries, the middle one undialable: flags still line up with the entries as sent.
+        let body = b"d12:crypto_flags3:\x01\x00\x008:intervali60e5:peersld2:ip9:127.0.0.14:porti1eed2:ip1:x4:porti2eed2:ip9:127.0.0.34:porti3eeee";
+        let r = parse_announce(body, &limits()).unwrap();
+        let peers: Vec<(SocketAddr, Option<bool>)> =
+            r.peers().map(|p| (p.addr, p.requires_crypto)).collect();
+        assert_eq!(
+            peers,
+            [
+                ("127.0.0.1:1".parse().unwrap(), Some(true)),
+                ("127.0.0.3:3".parse().unwrap(), Some(false))
+            ]
+        );
+        assert_eq!(r.dropped_peers, 1);
     }
 
     #[test]
