@@ -11,6 +11,7 @@
 
 use crate::bitfield::MAX_PIECE_COUNT;
 use crate::wire::BlockRequest;
+use cyclone_metainfo::piece_layout::{LayoutError, PieceLayout};
 use std::ops::Range;
 use thiserror::Error;
 
@@ -57,19 +58,12 @@ pub struct FileSpan {
     pub range_offset: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct FileExtent {
-    start: u64,
-    length: u64,
-}
-
 /// Piece, block and file geometry of one torrent.
 #[derive(Debug, Clone)]
 pub struct PieceMap {
-    piece_length: u64,
-    total_length: u64,
+    /// File offsets and piece arithmetic, shared with the metainfo tools' hasher and `verify`.
+    layout: PieceLayout,
     piece_count: u32,
-    files: Vec<FileExtent>,
 }
 
 impl PieceMap {
@@ -81,29 +75,24 @@ impl PieceMap {
         if file_lengths.len() > MAX_FILE_COUNT {
             return Err(PieceMapError::TooManyFiles(file_lengths.len()));
         }
-        let mut files = Vec::with_capacity(file_lengths.len());
-        let mut total: u64 = 0;
-        for &length in file_lengths {
-            files.push(FileExtent {
-                start: total,
-                length,
-            });
-            total = total
-                .checked_add(length)
-                .ok_or(PieceMapError::TotalOverflow)?;
-        }
-        if total == 0 {
+        let layout = match PieceLayout::new(file_lengths.iter().copied(), piece_length) {
+            Ok(layout) => layout,
+            Err(LayoutError::TotalOverflow) => return Err(PieceMapError::TotalOverflow),
+            Err(LayoutError::PieceLength(l)) => return Err(PieceMapError::BadPieceLength(l)),
+            Err(LayoutError::TooManyPieces { pieces }) => {
+                return Err(PieceMapError::TooManyPieces(pieces))
+            }
+        };
+        if layout.total_length() == 0 {
             return Err(PieceMapError::Empty);
         }
-        let pieces = total.div_ceil(piece_length);
+        let pieces = layout.piece_count() as u64;
         if pieces > MAX_PIECE_COUNT as u64 {
             return Err(PieceMapError::TooManyPieces(pieces));
         }
         Ok(PieceMap {
-            piece_length,
-            total_length: total,
+            layout,
             piece_count: pieces as u32,
-            files,
         })
     }
 
@@ -121,20 +110,20 @@ impl PieceMap {
     }
 
     pub fn piece_length(&self) -> u64 {
-        self.piece_length
+        self.layout.piece_length()
     }
     pub fn total_length(&self) -> u64 {
-        self.total_length
+        self.layout.total_length()
     }
     pub fn piece_count(&self) -> u32 {
         self.piece_count
     }
     pub fn file_count(&self) -> usize {
-        self.files.len()
+        self.layout.file_count()
     }
     /// Length of file `index`.
     pub fn file_length(&self, index: usize) -> u64 {
-        self.files[index].length
+        self.layout.file_length(index)
     }
 
     fn check_piece(&self, piece: u32) -> Result<(), PieceMapError> {
@@ -152,14 +141,14 @@ impl PieceMap {
     /// indices the wire decoder already range-checked.
     pub fn piece_size(&self, piece: u32) -> u32 {
         assert!(piece < self.piece_count, "piece {piece} out of range");
-        let start = piece as u64 * self.piece_length;
-        (self.total_length - start).min(self.piece_length) as u32
+        let range = self.layout.piece_range(piece as usize);
+        (range.end - range.start) as u32
     }
 
     /// Torrent byte offset of the first byte of `piece`.
     pub fn piece_offset(&self, piece: u32) -> u64 {
         assert!(piece < self.piece_count, "piece {piece} out of range");
-        piece as u64 * self.piece_length
+        self.layout.piece_range(piece as usize).start
     }
 
     /// Number of [`BLOCK_SIZE`] blocks in `piece`.
@@ -226,11 +215,14 @@ impl PieceMap {
     /// (checked by callers via `check_block`).
     fn range_spans(&self, offset: u64, length: u64) -> Spans<'_> {
         assert!(
-            offset + length <= self.total_length,
+            offset + length <= self.total_length(),
             "range past the torrent"
         );
         // First file whose end is beyond `offset` (skips zero-length files at that offset).
-        let file = self.files.partition_point(|f| f.start + f.length <= offset);
+        let file = self
+            .layout
+            .files_overlapping(offset..offset + length.max(1))
+            .start;
         Spans {
             map: self,
             file,
@@ -243,22 +235,15 @@ impl PieceMap {
     /// Files (by index) that hold at least one byte of `piece`. Zero-length files lying between two
     /// such files are inside the range too; callers mapping priorities skip them.
     pub fn piece_files(&self, piece: u32) -> Range<usize> {
-        let start = self.piece_offset(piece);
-        let end = start + self.piece_size(piece) as u64;
-        let first = self.files.partition_point(|f| f.start + f.length <= start);
-        let last = self.files.partition_point(|f| f.start < end);
-        first..last.max(first)
+        assert!(piece < self.piece_count, "piece {piece} out of range");
+        self.layout.files_of_piece(piece as usize)
     }
 
     /// Pieces holding at least one byte of file `index`; empty for a zero-length file.
     pub fn file_pieces(&self, index: usize) -> Range<u32> {
-        let f = self.files[index];
-        if f.length == 0 {
-            return 0..0;
-        }
-        let first = f.start / self.piece_length;
-        let last = (f.start + f.length - 1) / self.piece_length;
-        first as u32..last as u32 + 1
+        // Bounded by `piece_count`, which fits a u32.
+        let r = self.layout.pieces_of_file(index);
+        r.start as u32..r.end as u32
     }
 }
 
@@ -277,15 +262,17 @@ impl Iterator for Spans<'_> {
 
     fn next(&mut self) -> Option<FileSpan> {
         while self.remaining > 0 {
-            let f = *self.map.files.get(self.file)?;
-            let file_end = f.start + f.length;
-            if self.offset >= file_end {
+            if self.file >= self.map.layout.file_count() {
+                return None;
+            }
+            let f = self.map.layout.file_range(self.file);
+            if self.offset >= f.end {
                 self.file += 1;
                 continue;
             }
             let file_offset = self.offset - f.start;
-            let length = (file_end - self.offset).min(self.remaining);
-            debug_assert!(file_offset + length <= f.length);
+            let length = (f.end - self.offset).min(self.remaining);
+            debug_assert!(f.start + file_offset + length <= f.end);
             let span = FileSpan {
                 file_index: self.file,
                 file_offset,
