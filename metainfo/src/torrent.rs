@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::bencode::{self, DecodeOptions, Kind, Owned, Value};
+use crate::bencode::{DecodeOptions, Owned, Reader, ValueType};
 use crate::error::MetainfoError;
 use crate::info_hash::InfoHash;
 use crate::path_rules;
@@ -39,8 +39,8 @@ pub struct Metainfo {
     pub created_by: Option<String>,
     pub creation_date: Option<i64>,
     pub encoding: Option<String>,
-    /// Every top-level key with its original encoded bytes, in sorted key order, `info` included. This is what an
-    /// editor starts from: replace the keys it edits and write the rest back verbatim.
+    /// Every top-level key except `info` (which is [`Info::raw`]) with its original encoded bytes, in sorted key
+    /// order. [`Metainfo::to_document`] puts the two together for editors.
     pub raw_top_level: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
@@ -128,90 +128,86 @@ impl Info {
 }
 
 impl Metainfo {
-    /// Reads a `.torrent` file's bytes: lenient bencode (unsorted keys and trailing bytes tolerated), then full
+    /// Reads a `.torrent` file's bytes: lenient bencode (unsorted keys and trailing whitespace tolerated), then full
     /// validation. The info-hash is computed over the raw `info` bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
         Metainfo::from_bytes_with(bytes, &DecodeOptions::lenient())
     }
 
     /// As [`Metainfo::from_bytes`], with explicit decode options (e.g. strict mode).
+    ///
+    /// One pass over the input with a validating [`Reader`]: fields are read straight into [`Metainfo`], without an
+    /// intermediate tree, and unknown keys are validated and kept as raw bytes.
     pub fn from_bytes_with(
         bytes: &[u8],
         options: &DecodeOptions,
     ) -> Result<Metainfo, MetainfoError> {
-        let top = bencode::decode_with(bytes, options)?;
-        Metainfo::from_value(&top)
-    }
-
-    /// Builds a metainfo from an already-decoded top-level value.
-    pub fn from_value(top: &Value<'_>) -> Result<Metainfo, MetainfoError> {
-        let entries = top
-            .as_dict()
-            .ok_or_else(|| MetainfoError::NotADictionary(top.type_name()))?;
-        let info_value = top
-            .get(b"info")
-            .ok_or_else(|| MetainfoError::MissingKey("info".into()))?;
-        let info = parse_info(info_value)?;
-        let info_hash = InfoHash::of_raw_info(info_value.raw());
-
-        let announce = optional_text(top, "announce")?;
-        let announce_list = match top.get(b"announce-list") {
-            None => Vec::new(),
-            Some(v) => parse_announce_list(v)?,
+        let mut r = Reader::new(bytes, options)?;
+        let found = r.peek_type()?;
+        if found != ValueType::Dict {
+            return Err(MetainfoError::NotADictionary(found.name()));
+        }
+        let mut info = None;
+        let mut m = Metainfo {
+            info_hash: InfoHash([0; 20]),
+            info: Info::empty(),
+            announce: None,
+            announce_list: Vec::new(),
+            httpseeds: Vec::new(),
+            url_list: Vec::new(),
+            comment: None,
+            created_by: None,
+            creation_date: None,
+            encoding: None,
+            raw_top_level: BTreeMap::new(),
         };
-        let httpseeds = match top.get(b"httpseeds") {
-            None => Vec::new(),
-            Some(v) => string_list(v, "httpseeds")?,
-        };
-        let url_list = match top.get(b"url-list") {
-            None => Vec::new(),
-            Some(v) => match v.kind() {
+        let mut dict = r.begin_dict()?;
+        while let Some(key) = dict.next_key(&mut r)? {
+            let start = r.position();
+            match key {
+                b"info" => {
+                    info = Some(parse_info(&mut r)?);
+                    continue; // kept in `Info::raw`, not twice
+                }
+                b"announce" => m.announce = Some(read_text(&mut r, || "announce".into())?),
+                b"announce-list" => m.announce_list = parse_announce_list(&mut r)?,
+                b"httpseeds" => m.httpseeds = read_string_list(&mut r, || "httpseeds".into())?,
                 // BEP 19 allows a single URL as a plain string; an empty string means none.
-                Kind::Bytes(b"") => Vec::new(),
-                Kind::Bytes(b) => vec![String::from_utf8_lossy(b).into_owned()],
-                _ => string_list(v, "url-list")?,
-            },
-        };
-        let comment = optional_text(top, "comment")?;
-        let created_by = optional_text(top, "created by")?;
-        let encoding = optional_text(top, "encoding")?;
-        let creation_date = match top.get(b"creation date") {
-            None => None,
-            Some(v) => Some(
-                v.as_int()
-                    .ok_or_else(|| wrong_type("creation date", "an integer", v))?,
-            ),
-        };
-        let raw_top_level = entries
-            .iter()
-            .map(|(k, v)| (k.to_vec(), v.raw().to_vec()))
-            .collect();
-
-        Ok(Metainfo {
-            info_hash,
-            info,
-            announce,
-            announce_list,
-            httpseeds,
-            url_list,
-            comment,
-            created_by,
-            creation_date,
-            encoding,
-            raw_top_level,
-        })
+                b"url-list" if r.peek_type()? == ValueType::Bytes => match r.read_bytes()? {
+                    b"" => {}
+                    url => m.url_list = vec![String::from_utf8_lossy(url).into_owned()],
+                },
+                b"url-list" => m.url_list = read_string_list(&mut r, || "url-list".into())?,
+                b"comment" => m.comment = Some(read_text(&mut r, || "comment".into())?),
+                b"created by" => m.created_by = Some(read_text(&mut r, || "created by".into())?),
+                b"encoding" => m.encoding = Some(read_text(&mut r, || "encoding".into())?),
+                b"creation date" => {
+                    m.creation_date = Some(read_int(&mut r, || "creation date".into())?)
+                }
+                _ => {
+                    r.skip()?;
+                }
+            }
+            m.raw_top_level
+                .insert(key.to_vec(), bytes[start..r.position()].to_vec());
+        }
+        r.finish()?;
+        m.info = info.ok_or_else(|| MetainfoError::MissingKey("info".into()))?;
+        m.info_hash = InfoHash::of_raw_info(&m.info.raw);
+        Ok(m)
     }
 
     /// The whole torrent as an editable document: a dictionary whose values are the original bytes
     /// ([`Owned::Raw`]). Replace or remove keys and [`Owned::encode`] it: untouched keys, `info` included, come out
     /// byte for byte as they went in.
     pub fn to_document(&self) -> Owned {
-        Owned::Dict(
-            self.raw_top_level
-                .iter()
-                .map(|(k, v)| (k.clone(), Owned::Raw(v.clone())))
-                .collect(),
-        )
+        let mut doc: BTreeMap<Vec<u8>, Owned> = self
+            .raw_top_level
+            .iter()
+            .map(|(k, v)| (k.clone(), Owned::Raw(v.clone())))
+            .collect();
+        doc.insert(b"info".to_vec(), Owned::Raw(self.info.raw.clone()));
+        Owned::Dict(doc)
     }
 
     /// All tracker URLs, tiers first (BEP 12: if `announce-list` is present, `announce` is ignored by clients).
@@ -224,91 +220,140 @@ impl Metainfo {
     }
 }
 
-fn wrong_type(key: &str, expected: &'static str, found: &Value<'_>) -> MetainfoError {
-    MetainfoError::WrongType {
-        key: key.to_string(),
-        expected,
-        found: found.type_name(),
+/// The exact bytes of the `info` dictionary of a torrent file, found with a validating pass over the whole input
+/// that builds nothing. SHA-1 of them is the info-hash ([`InfoHash::of_raw_info`]). Use it where only the info-hash
+/// is needed (scanning a directory of torrents); it checks the bencode, not the meaning: [`Metainfo::from_bytes`]
+/// does both.
+pub fn raw_info<'a>(bytes: &'a [u8], options: &DecodeOptions) -> Result<&'a [u8], MetainfoError> {
+    let mut r = Reader::new(bytes, options)?;
+    let found = r.peek_type()?;
+    if found != ValueType::Dict {
+        return Err(MetainfoError::NotADictionary(found.name()));
     }
+    let mut info = None;
+    let mut dict = r.begin_dict()?;
+    while let Some(key) = dict.next_key(&mut r)? {
+        if key == b"info" {
+            expect(&r, ValueType::Dict, "a dictionary", || "info".into())?;
+            info = Some(r.skip()?);
+        } else {
+            r.skip()?;
+        }
+    }
+    r.finish()?;
+    info.ok_or_else(|| MetainfoError::MissingKey("info".into()))
 }
 
-/// A string-valued key, decoded lossily if it is not UTF-8.
-fn optional_text(dict: &Value<'_>, key: &str) -> Result<Option<String>, MetainfoError> {
-    match dict.get(key.as_bytes()) {
-        None => Ok(None),
-        Some(v) => {
-            let b = v.as_bytes().ok_or_else(|| wrong_type(key, "a string", v))?;
-            Ok(Some(String::from_utf8_lossy(b).into_owned()))
+impl Info {
+    fn empty() -> Info {
+        Info {
+            name: Vec::new(),
+            name_utf8: None,
+            piece_length: 0,
+            pieces: Vec::new(),
+            files: Vec::new(),
+            is_single_file: true,
+            private: None,
+            source: None,
+            raw: Vec::new(),
+            extra: BTreeMap::new(),
         }
     }
 }
 
-fn string_list(v: &Value<'_>, key: &str) -> Result<Vec<String>, MetainfoError> {
-    let items = v
-        .as_list()
-        .ok_or_else(|| wrong_type(key, "a list of strings", v))?;
-    items
-        .iter()
-        .map(|item| {
-            item.as_bytes()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .ok_or_else(|| wrong_type(key, "a list of strings", item))
+/// Checks that the next value has type `want`; `key` names it in the error (built only on failure).
+fn expect(
+    r: &Reader<'_, '_>,
+    want: ValueType,
+    expected: &'static str,
+    key: impl FnOnce() -> String,
+) -> Result<(), MetainfoError> {
+    let found = r.peek_type()?;
+    if found == want {
+        Ok(())
+    } else {
+        Err(MetainfoError::WrongType {
+            key: key(),
+            expected,
+            found: found.name(),
         })
-        .collect()
+    }
 }
 
-fn parse_announce_list(v: &Value<'_>) -> Result<Vec<Vec<String>>, MetainfoError> {
-    let tiers = v
-        .as_list()
-        .ok_or_else(|| wrong_type("announce-list", "a list of lists", v))?;
-    let mut out = Vec::with_capacity(tiers.len());
-    for tier in tiers {
-        let urls = string_list(tier, "announce-list")?;
+fn read_int(r: &mut Reader<'_, '_>, key: impl FnOnce() -> String) -> Result<i64, MetainfoError> {
+    expect(r, ValueType::Int, "an integer", key)?;
+    Ok(r.read_int()?)
+}
+
+fn read_bytes<'a>(
+    r: &mut Reader<'a, '_>,
+    key: impl FnOnce() -> String,
+) -> Result<&'a [u8], MetainfoError> {
+    expect(r, ValueType::Bytes, "a string", key)?;
+    Ok(r.read_bytes()?)
+}
+
+/// A string-valued key, decoded lossily if it is not UTF-8.
+fn read_text(
+    r: &mut Reader<'_, '_>,
+    key: impl FnOnce() -> String,
+) -> Result<String, MetainfoError> {
+    Ok(String::from_utf8_lossy(read_bytes(r, key)?).into_owned())
+}
+
+fn read_string_list(
+    r: &mut Reader<'_, '_>,
+    key: impl Fn() -> String,
+) -> Result<Vec<String>, MetainfoError> {
+    expect(r, ValueType::List, "a list of strings", &key)?;
+    r.begin_list()?;
+    let mut out = Vec::new();
+    while r.next_in_list()? {
+        expect(r, ValueType::Bytes, "a list of strings", &key)?;
+        out.push(String::from_utf8_lossy(r.read_bytes()?).into_owned());
+    }
+    Ok(out)
+}
+
+fn parse_announce_list(r: &mut Reader<'_, '_>) -> Result<Vec<Vec<String>>, MetainfoError> {
+    let key = || "announce-list".to_string();
+    expect(r, ValueType::List, "a list of lists", key)?;
+    r.begin_list()?;
+    let mut out = Vec::new();
+    while r.next_in_list()? {
+        let tier = read_string_list(r, key)?;
         // An empty tier carries nothing; BEP 12 clients skip it.
-        if !urls.is_empty() {
-            out.push(urls);
+        if !tier.is_empty() {
+            out.push(tier);
         }
     }
     Ok(out)
 }
 
-fn required_int(dict: &Value<'_>, key: &str, path: &str) -> Result<i64, MetainfoError> {
-    let v = dict
-        .get(key.as_bytes())
-        .ok_or_else(|| MetainfoError::MissingKey(path.to_string()))?;
-    v.as_int().ok_or_else(|| wrong_type(path, "an integer", v))
+fn non_negative(value: i64, key: impl FnOnce() -> String) -> Result<u64, MetainfoError> {
+    u64::try_from(value).map_err(|_| MetainfoError::invalid(key(), format!("{value} is negative")))
 }
 
-fn required_bytes<'a>(dict: &Value<'a>, key: &str, path: &str) -> Result<&'a [u8], MetainfoError> {
-    let v = dict
-        .get(key.as_bytes())
-        .ok_or_else(|| MetainfoError::MissingKey(path.to_string()))?;
-    v.as_bytes().ok_or_else(|| wrong_type(path, "a string", v))
+fn read_path(
+    r: &mut Reader<'_, '_>,
+    key: impl Fn() -> String,
+) -> Result<Vec<Vec<u8>>, MetainfoError> {
+    expect(r, ValueType::List, "a list of strings", &key)?;
+    r.begin_list()?;
+    let mut out = Vec::new();
+    while r.next_in_list()? {
+        expect(r, ValueType::Bytes, "a list of strings", &key)?;
+        out.push(r.read_bytes()?.to_vec());
+    }
+    check_path(&out, key)?;
+    Ok(out)
 }
 
-fn non_negative(value: i64, key: &str) -> Result<u64, MetainfoError> {
-    u64::try_from(value).map_err(|_| MetainfoError::invalid(key, format!("{value} is negative")))
-}
-
-fn path_components(v: &Value<'_>, key: &str) -> Result<Vec<Vec<u8>>, MetainfoError> {
-    let items = v
-        .as_list()
-        .ok_or_else(|| wrong_type(key, "a list of strings", v))?;
-    items
-        .iter()
-        .map(|c| {
-            c.as_bytes()
-                .map(<[u8]>::to_vec)
-                .ok_or_else(|| wrong_type(key, "a list of strings", c))
-        })
-        .collect()
-}
-
-fn check_path(components: &[Vec<u8>], key: &str) -> Result<(), MetainfoError> {
+fn check_path(components: &[Vec<u8>], key: impl FnOnce() -> String) -> Result<(), MetainfoError> {
     match path_rules::path_problem(components) {
         None => Ok(()),
         Some(reason) => Err(MetainfoError::UnsafePath {
-            key: key.to_string(),
+            key: key(),
             path: components
                 .iter()
                 .map(|c| String::from_utf8_lossy(c).into_owned())
@@ -319,47 +364,55 @@ fn check_path(components: &[Vec<u8>], key: &str) -> Result<(), MetainfoError> {
     }
 }
 
-/// Keys of `info` that [`Info`] models; everything else goes to `extra`.
-const INFO_KEYS: [&[u8]; 8] = [
-    b"name",
-    b"name.utf-8",
-    b"piece length",
-    b"pieces",
-    b"length",
-    b"files",
-    b"private",
-    b"source",
-];
+fn parse_info(r: &mut Reader<'_, '_>) -> Result<Info, MetainfoError> {
+    expect(r, ValueType::Dict, "a dictionary", || "info".into())?;
+    let start = r.position();
+    let mut name = None;
+    let mut name_utf8 = None;
+    let mut piece_length = None;
+    let mut pieces_raw: Option<&[u8]> = None;
+    let mut length = None;
+    let mut files = None;
+    let mut private = None;
+    let mut source = None;
+    let mut extra = BTreeMap::new();
+    let mut has_file_tree = false;
 
-const FILE_KEYS: [&[u8]; 4] = [b"length", b"path", b"path.utf-8", b"attr"];
+    let mut dict = r.begin_dict()?;
+    while let Some(key) = dict.next_key(r)? {
+        match key {
+            b"name" => name = Some(read_bytes(r, || "info.name".into())?.to_vec()),
+            b"name.utf-8" => name_utf8 = Some(read_bytes(r, || "info.name.utf-8".into())?.to_vec()),
+            b"piece length" => piece_length = Some(read_int(r, || "info.piece length".into())?),
+            b"pieces" => pieces_raw = Some(read_bytes(r, || "info.pieces".into())?),
+            b"length" => length = Some(read_int(r, || "info.length".into())?),
+            b"files" => files = Some(parse_files(r)?),
+            b"private" => private = Some(read_int(r, || "info.private".into())? == 1),
+            b"source" => source = Some(read_bytes(r, || "info.source".into())?.to_vec()),
+            _ => {
+                has_file_tree |= key == b"file tree";
+                let raw = r.skip()?;
+                extra.insert(key.to_vec(), raw.to_vec());
+            }
+        }
+    }
+    let raw = r.input()[start..r.position()].to_vec();
 
-fn parse_info(info: &Value<'_>) -> Result<Info, MetainfoError> {
-    let entries = info
-        .as_dict()
-        .ok_or_else(|| wrong_type("info", "a dictionary", info))?;
-
-    let has_pieces = info.get(b"pieces").is_some();
-    if !has_pieces && info.get(b"file tree").is_some() {
-        return Err(MetainfoError::V2Only);
+    let Some(pieces_raw) = pieces_raw else {
+        if has_file_tree {
+            return Err(MetainfoError::V2Only);
+        }
+        return Err(MetainfoError::MissingKey("info.pieces".into()));
+    };
+    let name = name.ok_or_else(|| MetainfoError::MissingKey("info.name".into()))?;
+    check_path(std::slice::from_ref(&name), || "info.name".into())?;
+    if let Some(n) = &name_utf8 {
+        check_path(std::slice::from_ref(n), || "info.name.utf-8".into())?;
     }
 
-    let name = required_bytes(info, "name", "info.name")?.to_vec();
-    check_path(std::slice::from_ref(&name), "info.name")?;
-    let name_utf8 = match info.get(b"name.utf-8") {
-        None => None,
-        Some(v) => {
-            let b = v
-                .as_bytes()
-                .ok_or_else(|| wrong_type("info.name.utf-8", "a string", v))?;
-            check_path(&[b.to_vec()], "info.name.utf-8")?;
-            Some(b.to_vec())
-        }
-    };
-
-    let piece_length = non_negative(
-        required_int(info, "piece length", "info.piece length")?,
-        "info.piece length",
-    )?;
+    let piece_length =
+        piece_length.ok_or_else(|| MetainfoError::MissingKey("info.piece length".into()))?;
+    let piece_length = non_negative(piece_length, || "info.piece length".into())?;
     if piece_length == 0 {
         return Err(MetainfoError::invalid(
             "info.piece length",
@@ -372,8 +425,6 @@ fn parse_info(info: &Value<'_>) -> Result<Info, MetainfoError> {
             format!("{piece_length} is larger than the maximum of {MAX_PIECE_LENGTH}"),
         ));
     }
-
-    let pieces_raw = required_bytes(info, "pieces", "info.pieces")?;
     if pieces_raw.len() % 20 != 0 {
         return Err(MetainfoError::invalid(
             "info.pieces",
@@ -385,7 +436,7 @@ fn parse_info(info: &Value<'_>) -> Result<Info, MetainfoError> {
         .map(|c| c.try_into().expect("chunks_exact yields 20 bytes"))
         .collect();
 
-    let (files, is_single_file) = match (info.get(b"length"), info.get(b"files")) {
+    let (files, is_single_file) = match (length, files) {
         (Some(_), Some(_)) => {
             return Err(MetainfoError::invalid(
                 "info",
@@ -398,19 +449,16 @@ fn parse_info(info: &Value<'_>) -> Result<Info, MetainfoError> {
             ))
         }
         (Some(length), None) => {
-            let length = length
-                .as_int()
-                .ok_or_else(|| wrong_type("info.length", "an integer", length))?;
             let entry = FileEntry {
                 path: vec![name.clone()],
                 path_utf8: name_utf8.clone().map(|n| vec![n]),
-                length: non_negative(length, "info.length")?,
+                length: non_negative(length, || "info.length".into())?,
                 attr: None,
                 extra: BTreeMap::new(),
             };
             (vec![entry], true)
         }
-        (None, Some(files)) => (parse_files(files)?, false),
+        (None, Some(files)) => (files, false),
     };
 
     let total = files
@@ -428,28 +476,6 @@ fn parse_info(info: &Value<'_>) -> Result<Info, MetainfoError> {
         ));
     }
 
-    let private = match info.get(b"private") {
-        None => None,
-        Some(v) => Some(
-            v.as_int()
-                .ok_or_else(|| wrong_type("info.private", "an integer", v))?
-                == 1,
-        ),
-    };
-    let source = match info.get(b"source") {
-        None => None,
-        Some(v) => Some(
-            v.as_bytes()
-                .ok_or_else(|| wrong_type("info.source", "a string", v))?
-                .to_vec(),
-        ),
-    };
-    let extra = entries
-        .iter()
-        .filter(|(k, _)| !INFO_KEYS.contains(k))
-        .map(|(k, v)| (k.to_vec(), v.raw().to_vec()))
-        .collect();
-
     Ok(Info {
         name,
         name_utf8,
@@ -459,70 +485,62 @@ fn parse_info(info: &Value<'_>) -> Result<Info, MetainfoError> {
         is_single_file,
         private,
         source,
-        raw: info.raw().to_vec(),
+        raw,
         extra,
     })
 }
 
-fn parse_files(files: &Value<'_>) -> Result<Vec<FileEntry>, MetainfoError> {
-    let list = files
-        .as_list()
-        .ok_or_else(|| wrong_type("info.files", "a list", files))?;
-    if list.len() > MAX_FILES {
-        return Err(MetainfoError::invalid(
-            "info.files",
-            format!(
-                "{} files is more than the maximum of {MAX_FILES}",
-                list.len()
-            ),
-        ));
-    }
-    let mut out = Vec::with_capacity(list.len());
-    for (i, file) in list.iter().enumerate() {
-        let key = format!("info.files[{i}]");
-        let entries = file
-            .as_dict()
-            .ok_or_else(|| wrong_type(&key, "a dictionary", file))?;
-        let length = non_negative(
-            required_int(file, "length", &format!("{key}.length"))?,
-            &key,
-        )?;
-        let path_value = file
-            .get(b"path")
-            .ok_or_else(|| MetainfoError::MissingKey(format!("{key}.path")))?;
-        let path = path_components(path_value, &format!("{key}.path"))?;
-        check_path(&path, &format!("{key}.path"))?;
-        let path_utf8 = match file.get(b"path.utf-8") {
-            None => None,
-            Some(v) => {
-                let p = path_components(v, &format!("{key}.path.utf-8"))?;
-                check_path(&p, &format!("{key}.path.utf-8"))?;
-                Some(p)
-            }
-        };
-        let attr = match file.get(b"attr") {
-            None => None,
-            Some(v) => Some(
-                v.as_bytes()
-                    .ok_or_else(|| wrong_type(&format!("{key}.attr"), "a string", v))?
-                    .to_vec(),
-            ),
-        };
-        let extra = entries
-            .iter()
-            .filter(|(k, _)| !FILE_KEYS.contains(k))
-            .map(|(k, v)| (k.to_vec(), v.raw().to_vec()))
-            .collect();
-        out.push(FileEntry {
-            path,
-            path_utf8,
-            length,
-            attr,
-            extra,
-        });
+fn parse_files(r: &mut Reader<'_, '_>) -> Result<Vec<FileEntry>, MetainfoError> {
+    expect(r, ValueType::List, "a list", || "info.files".into())?;
+    r.begin_list()?;
+    let mut out = Vec::new();
+    while r.next_in_list()? {
+        let i = out.len();
+        if i == MAX_FILES {
+            return Err(MetainfoError::invalid(
+                "info.files",
+                format!("more than the maximum of {MAX_FILES} files"),
+            ));
+        }
+        out.push(parse_file(r, i)?);
     }
     check_no_collisions(&out)?;
     Ok(out)
+}
+
+fn parse_file(r: &mut Reader<'_, '_>, i: usize) -> Result<FileEntry, MetainfoError> {
+    expect(r, ValueType::Dict, "a dictionary", || {
+        format!("info.files[{i}]")
+    })?;
+    let mut length = None;
+    let mut path = None;
+    let mut path_utf8 = None;
+    let mut attr = None;
+    let mut extra = BTreeMap::new();
+    let mut dict = r.begin_dict()?;
+    while let Some(key) = dict.next_key(r)? {
+        match key {
+            b"length" => length = Some(read_int(r, || format!("info.files[{i}].length"))?),
+            b"path" => path = Some(read_path(r, || format!("info.files[{i}].path"))?),
+            b"path.utf-8" => {
+                path_utf8 = Some(read_path(r, || format!("info.files[{i}].path.utf-8"))?)
+            }
+            b"attr" => attr = Some(read_bytes(r, || format!("info.files[{i}].attr"))?.to_vec()),
+            _ => {
+                let raw = r.skip()?;
+                extra.insert(key.to_vec(), raw.to_vec());
+            }
+        }
+    }
+    let length =
+        length.ok_or_else(|| MetainfoError::MissingKey(format!("info.files[{i}].length")))?;
+    Ok(FileEntry {
+        path: path.ok_or_else(|| MetainfoError::MissingKey(format!("info.files[{i}].path")))?,
+        path_utf8,
+        length: non_negative(length, || format!("info.files[{i}].length"))?,
+        attr,
+        extra,
+    })
 }
 
 /// Refuses two files with the same path, and a file whose path is also a directory of another file: either would
@@ -613,6 +631,24 @@ mod tests {
     }
 
     #[test]
+    fn raw_info_agrees_with_the_full_parse() {
+        let t = single(b"7:privatei1e");
+        let m = Metainfo::from_bytes(&t).unwrap();
+        assert_eq!(
+            raw_info(&t, &DecodeOptions::lenient()).unwrap(),
+            &m.info.raw[..]
+        );
+        assert!(matches!(
+            raw_info(b"d3:fooi1ee", &DecodeOptions::lenient()),
+            Err(MetainfoError::MissingKey(_))
+        ));
+        assert!(matches!(
+            raw_info(b"d4:infoi1ee", &DecodeOptions::lenient()),
+            Err(MetainfoError::WrongType { .. })
+        ));
+    }
+
+    #[test]
     fn document_round_trips_byte_for_byte() {
         let t = single(b"7:privatei1e6:source3:abc");
         let m = Metainfo::from_bytes(&t).unwrap();
@@ -698,7 +734,7 @@ d6:lengthi4e4:pathl3:c\xff\xfee10:path.utf-8l4:c\xc3\xa9!eee";
             error_of(b"d4:infod9:file treede4:name1:a12:piece lengthi4eee").contains("v2-only")
         );
         assert!(error_of(b"li1ee").contains("not a dictionary"));
-        assert!(error_of(b"d8:announcei1ee").contains("missing key `info`"));
+        assert!(error_of(b"d3:fooi1ee").contains("missing key `info`"));
         assert!(error_of(b"d4:info").starts_with("not a torrent file: invalid bencode at byte 7"));
         let wrong = error_of(&single(b"").replace_announce_with_int());
         assert_eq!(wrong, "key `announce` is an integer, expected a string");

@@ -8,6 +8,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use crate::bittornado_metainfo_tools as mt;
 use crate::commands::show::{self, Style};
 use crate::error::CliError;
 
@@ -15,11 +16,43 @@ use crate::error::CliError;
 type Handler = fn(argv0: &str, args: &[OsString]) -> Result<(), CliError>;
 
 /// Every BitTornado program this build provides, with what it does.
-pub const ALIASES: &[(&str, Handler, &str)] = &[(
-    "btshowmetainfo",
-    btshowmetainfo,
-    "decode BitTorrent metainfo files (same as `cyclone show`, BitTornado's exact output)",
-)];
+pub const ALIASES: &[(&str, Handler, &str)] = &[
+    (
+        "btshowmetainfo",
+        btshowmetainfo,
+        "decode BitTorrent metainfo files (same as `cyclone show`, BitTornado's exact output)",
+    ),
+    (
+        "btmakemetafile",
+        mt::btmakemetafile,
+        "make .torrent files (same as `cyclone make`)",
+    ),
+    (
+        "btcompletedir",
+        mt::btcompletedir,
+        "a .torrent for every entry of a directory (`cyclone completedir`)",
+    ),
+    (
+        "btreannounce",
+        mt::btreannounce,
+        "change the tracker of .torrent files (`cyclone reannounce`)",
+    ),
+    (
+        "btcopyannounce",
+        mt::btcopyannounce,
+        "copy trackers from one .torrent to others (`cyclone copyannounce`)",
+    ),
+    (
+        "btrename",
+        mt::btrename,
+        "change the suggested name in a .torrent (`cyclone rename`)",
+    ),
+    (
+        "btsethttpseeds",
+        mt::btsethttpseeds,
+        "set or strip http seeds (`cyclone sethttpseeds`)",
+    ),
+];
 
 /// The handler for `name`, if `name` (a program name, extension already stripped) is a BitTornado alias.
 pub fn find(name: &str) -> Option<Handler> {

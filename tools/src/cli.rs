@@ -23,6 +23,22 @@ pub enum Command {
     Show(commands::show::ShowArgs),
     /// Print the magnet link of each torrent file.
     Magnet(commands::magnet::MagnetArgs),
+    /// Make a .torrent for each file or directory (btmakemetafile).
+    Make(commands::make::MakeArgs),
+    /// Make a .torrent for every entry of each directory (btcompletedir).
+    Completedir(commands::completedir::CompletedirArgs),
+    /// Check data against a torrent, per piece and per file (exit 0 ok, 3 corrupt, 4 incomplete).
+    Verify(commands::verify::VerifyArgs),
+    /// Edit torrents: trackers, web seeds, comment, private, source, name.
+    Edit(commands::edit::EditArgs),
+    /// Set the tracker (and tiers, or none) of torrents (btreannounce).
+    Reannounce(commands::reannounce::ReannounceArgs),
+    /// Copy announce and announce-list from one torrent to others (btcopyannounce).
+    Copyannounce(commands::copyannounce::CopyannounceArgs),
+    /// Change a torrent's suggested name; changes the info-hash (btrename).
+    Rename(commands::rename::RenameArgs),
+    /// Set or strip (`0`) the BEP 17 http seeds of torrents (btsethttpseeds).
+    Sethttpseeds(commands::sethttpseeds::SethttpseedsArgs),
     /// List BitTornado's program names this binary answers to, or install them as symlinks.
     Aliases(AliasesArgs),
 }

@@ -26,6 +26,9 @@ pub enum CliError {
     },
     #[error("{0}")]
     Failed(String),
+    /// The command ran and found a mismatch (e.g. `verify` on bad data): its own exit code.
+    #[error("{message}")]
+    Mismatch { message: String, code: u8 },
     /// A usage error whose explanation was already printed (BitTornado-style usage text): exit 2, print nothing more.
     #[error("usage shown")]
     UsageShown,
@@ -40,6 +43,7 @@ impl CliError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             CliError::Usage(_) | CliError::UsageShown => ExitCode::from(EXIT_USAGE),
+            CliError::Mismatch { code, .. } => ExitCode::from(*code),
             _ => ExitCode::from(EXIT_FAILURE),
         }
     }

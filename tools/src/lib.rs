@@ -4,10 +4,15 @@
 
 pub mod aliases;
 pub mod bittornado_args;
+pub mod bittornado_metainfo_tools;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod output_file;
+pub mod progress_bar;
+pub mod torrent_edit;
 pub mod torrent_file;
+pub mod url_lists;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -55,6 +60,14 @@ fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Show(args) => commands::show::run(&args),
         Command::Magnet(args) => commands::magnet::run(&args),
+        Command::Make(args) => commands::make::run(&args),
+        Command::Completedir(args) => commands::completedir::run(&args),
+        Command::Verify(args) => commands::verify::run(&args),
+        Command::Edit(args) => commands::edit::run(&args),
+        Command::Reannounce(args) => commands::reannounce::run(&args),
+        Command::Copyannounce(args) => commands::copyannounce::run(&args),
+        Command::Rename(args) => commands::rename::run(&args),
+        Command::Sethttpseeds(args) => commands::sethttpseeds::run(&args),
         Command::Aliases(args) => match args.install {
             Some(dir) => {
                 for link in aliases::install(&dir)? {

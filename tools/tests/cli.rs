@@ -245,3 +245,27 @@ fn magnet_and_help() {
         assert!(out.contains(sub), "--help lists {sub}");
     }
 }
+
+#[test]
+fn non_utf8_names_are_read_and_shown_lossily() {
+    let mut info = Owned::dict();
+    info.insert("length", 3i64);
+    info.insert("name", b"caf\xe9-latin1.txt".to_vec());
+    info.insert("piece length", 16_384i64);
+    info.insert("pieces", vec![1u8; 20]);
+    let mut top = Owned::dict();
+    top.insert("announce", "http://127.0.0.1:6969/announce");
+    top.insert("info", info);
+    let dir = tempfile::tempdir().unwrap();
+    let t = write(dir.path(), "latin1.torrent", &top.encode());
+    let (code, out, err) = output(cyclone().arg("show").arg(&t));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("file name.....: caf\u{fffd}-latin1.txt\n"),
+        "{out}"
+    );
+    let (code, out, _) = output(cyclone().args(["show", "--json"]).arg(&t));
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["name"], "caf\u{fffd}-latin1.txt");
+}
