@@ -53,6 +53,8 @@ pub struct AnnounceRequest {
     pub seed_id: Option<Vec<u8>>,
     /// `check_seeded`: add `seeded` to the response.
     pub check_seeded: bool,
+    /// `password` (aggregator mode).
+    pub password: Option<Vec<u8>>,
 }
 
 /// A parsed scrape: `None` = full scrape.
@@ -242,6 +244,7 @@ pub fn parse_announce(query: &[u8]) -> Result<AnnounceRequest, RequestError> {
         scrape: p.get("scrape").is_some(),
         seed_id: p.get("seed_id").map(|v| v.to_vec()),
         check_seeded: p.get("check_seeded").is_some(),
+        password: p.get("password").map(|v| v.to_vec()),
     })
 }
 

@@ -610,6 +610,17 @@ impl Front {
         if a.tracker && (c.allowed_dir.is_none() || c.multitracker_allowed == "none") {
             return failure(200, "disallowed");
         }
+        // Aggregator mode (`--aggregator 1|<password>`): record, answer `{'response': 'OK'}`.
+        let aggregator = c.aggregator != "0";
+        if aggregator
+            && c.aggregator != "1"
+            && a.password.as_deref() != Some(c.aggregator.as_bytes())
+        {
+            return failure(
+                200,
+                "Requested download is not authorized for use with this tracker.",
+            );
+        }
         let (ip, local) = listed_ip(
             conn_ip,
             |n| req.header(n).map(|v| v.to_vec()),
@@ -617,7 +628,8 @@ impl Front {
             c.anyone_may_override_ip(),
         );
         let owner = shard_for_key(&a.info_hash, self.router.shards());
-        let local = local && !c.nat_check_local;
+        // Aggregators do no NAT checking (bttrack).
+        let local = (local && !c.nat_check_local) || aggregator;
         let work = AnnounceWork {
             req: a,
             conn_ip,
@@ -630,6 +642,10 @@ impl Front {
             .call(owner, ShardReq::Announce(Box::new(work)))
             .await
         {
+            Ok(ShardResp::Announce(Ok(_))) if aggregator => {
+                Response::new(200, "OK", "text/plain", b"d8:response2:OKe".to_vec())
+                    .with_header("Pragma", "no-cache")
+            }
             Ok(ShardResp::Announce(Ok(body))) => {
                 Response::new(200, "OK", "text/plain", body).with_header("Pragma", "no-cache")
             }

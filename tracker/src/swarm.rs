@@ -651,6 +651,7 @@ mod tests {
             scrape: false,
             seed_id: None,
             check_seeded: false,
+            password: None,
         }
     }
 

@@ -517,3 +517,79 @@ fn too_low_memlock_limit_is_explained() {
     );
     assert!(!err.contains("listening on"), "fails before binding: {err}");
 }
+
+#[test]
+fn peers_expire_and_dead_torrents_go_unless_keep_dead() {
+    let dir = tempdir();
+    let t = Tracker::start(
+        &path_in(&dir, "dstate"),
+        &["--timeout_downloaders_interval", "1"],
+    );
+    t.get(&announce_target(&IH, &pid(0), 7000, 5, "&compact=1"));
+    let scrape = || {
+        let r = t.get("/scrape");
+        bencode::decode(&r.body)
+            .unwrap()
+            .get(b"files")
+            .unwrap()
+            .as_dict()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(scrape(), 1);
+    // Not seen for a whole sweep period: gone, and the empty torrent with it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while scrape() != 0 {
+        assert!(std::time::Instant::now() < deadline, "peer never expired");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    t.stop();
+    let t = Tracker::start(
+        &path_in(&dir, "dstate2"),
+        &["--timeout_downloaders_interval", "1", "--keep_dead", "1"],
+    );
+    t.get(&announce_target(&IH, &pid(0), 7000, 5, "&compact=1"));
+    std::thread::sleep(Duration::from_millis(3500));
+    let r = t.get(&format!("/scrape?info_hash={}", enc(&IH)));
+    let v = bencode::decode(&r.body).unwrap();
+    let f = v
+        .get(b"files")
+        .unwrap()
+        .get(&IH)
+        .expect("keep_dead keeps the torrent");
+    assert_eq!(
+        f.get(b"incomplete").unwrap().as_int(),
+        Some(0),
+        "but its peer expired"
+    );
+    t.stop();
+}
+
+#[test]
+fn aggregator_mode_records_and_answers_ok() {
+    let dir = tempdir();
+    let t = Tracker::start(&path_in(&dir, "dstate"), &["--aggregator", "s3cret"]);
+    let r = t.get(&announce_target(&IH, &pid(0), 7000, 5, "&compact=1"));
+    let v = bencode::decode(&r.body).unwrap();
+    assert_eq!(
+        v.get(b"failure reason").unwrap().as_str(),
+        Some("Requested download is not authorized for use with this tracker.")
+    );
+    let r = t.get(&announce_target(
+        &IH,
+        &pid(0),
+        7000,
+        5,
+        "&compact=1&password=s3cret",
+    ));
+    assert_eq!(r.body, b"d8:response2:OKe");
+    let v = bencode::decode(&t.get("/scrape").body.clone())
+        .unwrap()
+        .get(b"files")
+        .unwrap()
+        .as_dict()
+        .unwrap()
+        .len();
+    assert_eq!(v, 1, "the announce was recorded");
+    t.stop();
+}
