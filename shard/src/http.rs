@@ -73,7 +73,7 @@ pub struct Request {
     pub method: Method,
     /// The request target as sent: path plus optional `?query`, still percent-encoded.
     pub target: Vec<u8>,
-    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1, [`HTTP_09`] for a two-word HTTP/0.9 `GET`.
     pub minor_version: u8,
     /// Header names and values, stored back to back in one buffer (two allocations per request
     /// whatever the header count); see [`Request::header`] and [`Request::headers`].
@@ -215,6 +215,11 @@ impl Response {
         keep_alive: bool,
         head_only: bool,
     ) {
+        if minor_version == HTTP_09 {
+            // HTTP/0.9: the body alone, then the connection closes.
+            out.extend_from_slice(&self.body);
+            return;
+        }
         out.extend_from_slice(if minor_version == 0 {
             b"HTTP/1.0 "
         } else {
@@ -605,6 +610,29 @@ async fn lingering_close(stream: &mut TcpStream) {
     }
 }
 
+/// `minor_version` value marking an HTTP/0.9 request (bttrack answers a two-word `GET path` line
+/// with the bare body).
+pub const HTTP_09: u8 = 9;
+
+/// A two-word `GET <path>` request line (no version): HTTP/0.9, GET only, no headers.
+fn parse_http09(data: &[u8], peer: SocketAddr) -> Option<Parsed> {
+    let nl = data.iter().position(|&b| b == b'\n')?;
+    let line = data[..nl].strip_suffix(b"\r").unwrap_or(&data[..nl]);
+    let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
+    let (method, target) = (words.next()?, words.next()?);
+    if words.next().is_some() || method != b"GET" || !target.starts_with(b"/") {
+        return None;
+    }
+    let req = Request::new(
+        Method::Get,
+        target.to_vec(),
+        HTTP_09,
+        peer,
+        std::iter::empty(),
+    );
+    Some(Parsed::Complete(req, nl + 1, false))
+}
+
 enum Parsed {
     /// A request, the bytes it used, and whether the connection may be kept.
     Complete(Request, usize, bool),
@@ -626,6 +654,9 @@ fn bad(status: u16, reason: &'static str, body: &str) -> Parsed {
 fn parse_one(data: &[u8], max_headers: usize, peer: SocketAddr) -> Parsed {
     if data.is_empty() {
         return Parsed::Partial;
+    }
+    if let Some(p) = parse_http09(data, peer) {
+        return p;
     }
     let mut headers = vec![httparse::EMPTY_HEADER; max_headers];
     let mut req = httparse::Request::new(&mut headers);
@@ -742,6 +773,25 @@ mod tests {
             let cut = (next() as usize) % (v.len() + 1);
             let _ = parse_one(&v[..cut], 8, peer());
         }
+    }
+
+    #[test]
+    fn http09_get_is_answered_with_the_bare_body() {
+        let Parsed::Complete(r, used, ka) = parse_one(b"GET /scrape\r\n", 8, peer()) else {
+            panic!("HTTP/0.9 GET not parsed")
+        };
+        assert_eq!(
+            (r.path(), used, ka, r.minor_version),
+            (&b"/scrape"[..], 13, false, HTTP_09)
+        );
+        let mut out = Vec::new();
+        Response::new(200, "OK", "text/plain", b"body".to_vec())
+            .write_to(&mut out, HTTP_09, false, false);
+        assert_eq!(out, b"body");
+        assert!(matches!(
+            parse_one(b"HEAD /x\r\n", 8, peer()),
+            Parsed::Error(_)
+        ));
     }
 
     #[test]

@@ -593,3 +593,20 @@ fn aggregator_mode_records_and_answers_ok() {
     assert_eq!(v, 1, "the announce was recorded");
     t.stop();
 }
+
+#[test]
+fn http09_request_gets_the_bare_body() {
+    use std::io::{Read, Write};
+    let dir = tempdir();
+    let t = Tracker::start(&path_in(&dir, "dstate"), &[]);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", t.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"GET /scrape\r\n").unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    assert_eq!(
+        all, b"d5:filesdee",
+        "no status line or headers, connection closed"
+    );
+    t.stop();
+}
