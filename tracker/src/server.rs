@@ -67,6 +67,13 @@ struct Shared {
     allowed: Mutex<Option<Arc<AllowedSet>>>,
     /// allowed_ips / banned_ips at start.
     ip_filter: Option<Arc<IpFilter>>,
+    /// `--aggregate_forward`, resolved at start.
+    forward: Option<crate::aggregate_forward::ForwardTarget>,
+}
+
+thread_local! {
+    /// Forwards in flight on this shard (`--aggregate_forward`).
+    static FORWARDS_IN_FLIGHT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 impl Shared {
@@ -175,6 +182,10 @@ pub fn run(config: TrackerConfig) -> Result<(), TrackerError> {
             }
         },
     };
+    let forward = match config.aggregate_forward.as_str() {
+        "" => None,
+        spec => Some(crate::aggregate_forward::parse(spec)?),
+    };
     let allowed = crate::allowed::initial(&config)?;
     let ip_filter =
         crate::ip_filter::load(config.allowed_ips.as_deref(), config.banned_ips.as_deref())
@@ -189,6 +200,7 @@ pub fn run(config: TrackerConfig) -> Result<(), TrackerError> {
         favicon,
         allowed: Mutex::new(allowed),
         ip_filter,
+        forward,
     });
     let _ = std::io::stderr().flush();
     let endpoints = mesh::<ShardReq, ShardResp>(shards, MESH_CAPACITY);
@@ -627,6 +639,11 @@ impl Front {
             a.ip.as_deref(),
             c.anyone_may_override_ip(),
         );
+        if let Some(f) = &self.shared.forward {
+            if !a.tracker {
+                crate::aggregate_forward::spawn(f, req.query(), &FORWARDS_IN_FLIGHT);
+            }
+        }
         let owner = shard_for_key(&a.info_hash, self.router.shards());
         // Aggregators do no NAT checking (bttrack).
         let local = (local && !c.nat_check_local) || aggregator;
