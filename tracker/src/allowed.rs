@@ -64,6 +64,8 @@ struct ParsedTorrent {
     size: u64,
     /// Top-level `failure reason` and `warning message` (for allowed_controls).
     controls: (Option<String>, Option<String>),
+    /// Whether it has an `announce-list` (for multitracker_allowed=autodetect).
+    multitracker: bool,
 }
 
 fn parse_torrent(bytes: &[u8]) -> Option<ParsedTorrent> {
@@ -81,6 +83,7 @@ fn parse_torrent(bytes: &[u8]) -> Option<ParsedTorrent> {
         name: m.info.display_name(),
         size: m.info.total_length(),
         controls: (text(b"failure reason"), text(b"warning message")),
+        multitracker: !m.announce_list.is_empty(),
     })
 }
 
@@ -179,6 +182,9 @@ pub fn scan_dir(dir: &Path, cache: &mut DirCache, first: bool) -> Option<Allowed
                 set.hashes.insert(ih);
                 set.names.insert(ih, t.name.clone());
                 set.sizes.insert(ih, t.size);
+                if t.multitracker {
+                    set.multitracker.insert(ih);
+                }
                 if t.controls.0.is_some() || t.controls.1.is_some() {
                     set.controls.insert(ih, t.controls.clone());
                 }

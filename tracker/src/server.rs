@@ -619,8 +619,32 @@ impl Front {
         if !a.compact && c.compact_reqd && conn_ip.is_ipv4() {
             return error_response(&RequestError::Outdated);
         }
-        if a.tracker && (c.allowed_dir.is_none() || c.multitracker_allowed == "none") {
-            return failure(200, "disallowed");
+        // Tracker-to-tracker polls: multitracker_allowed is forced to none without allowed_dir
+        // (or with allowed_list); autodetect admits torrents whose .torrent has an announce-list.
+        if a.tracker {
+            let mode = if c.allowed_dir.is_none() || c.allowed_list.is_some() {
+                "none"
+            } else {
+                c.multitracker_allowed.as_str()
+            };
+            match mode {
+                "all" => {}
+                "autodetect" => {
+                    let listed = self
+                        .state
+                        .borrow()
+                        .allowed
+                        .as_ref()
+                        .is_some_and(|s| s.multitracker.contains(&a.info_hash));
+                    if !listed {
+                        return failure(
+                            200,
+                            "Requested download is not authorized for multitracker use.",
+                        );
+                    }
+                }
+                _ => return failure(200, "disallowed"),
+            }
         }
         // Aggregator mode (`--aggregator 1|<password>`): record, answer `{'response': 'OK'}`.
         let aggregator = c.aggregator != "0";

@@ -134,6 +134,8 @@ pub struct AllowedSet {
     pub files: HashMap<InfoHash, (std::path::PathBuf, String)>,
     /// `failure reason` / `warning message` found at the top level of allowed .torrent files.
     pub controls: HashMap<InfoHash, (Option<String>, Option<String>)>,
+    /// Allowed torrents whose .torrent has an `announce-list` (multitracker_allowed=autodetect).
+    pub multitracker: HashSet<InfoHash>,
 }
 
 /// An announce as the owning shard receives it: the parsed request plus what the front shard
@@ -227,7 +229,9 @@ impl ShardState {
         let known = swarm.index.get(&req.peer_id).copied();
         let mut completed_delta: i64 = 0;
         match (req.event, known) {
+            // Snoops and tracker-to-tracker polls look without touching.
             (Event::Snooped, _) => {}
+            (_, _) if req.tracker => {}
             (Event::Stopped, Some(i)) => {
                 if authenticated(&swarm.peers[i], req, work.conn_ip) {
                     // left >0 -> 0 counts as a completion whatever the event (bttrack's rule),
@@ -496,7 +500,11 @@ fn write_response(
     min_interval: u64,
     extras: &Extras,
 ) {
-    let crypto_flags = req.compact && (req.supportcrypto || req.requirecrypto);
+    // A tracker-to-tracker poll (`event=stopped&port=0&left=1&tracker=1`) gets this tracker's
+    // compact, non-crypto-requiring peers whatever its event (bttrack's T2T answer).
+    let t2t = req.tracker;
+    let compact = req.compact || t2t;
+    let crypto_flags = compact && !t2t && (req.supportcrypto || req.requirecrypto);
     out.push(b'd');
     write_bytes(out, b"complete");
     write_int(out, swarm.seeds as i64);
@@ -505,9 +513,9 @@ fn write_response(
     let mut v6 = Vec::new();
     let mut flags = Vec::new();
     let mut chosen: Vec<&Peer> = Vec::new();
-    let no_list = req.event == Event::Stopped || rsize == 0;
+    let no_list = (req.event == Event::Stopped && !t2t) || rsize == 0;
     if !no_list && !swarm.peers.is_empty() {
-        let requester_is_seed = req.left == 0;
+        let requester_is_seed = req.left == 0 && !t2t;
         let n = swarm.peers.len();
         let start = fastrand::usize(..n);
         for k in 0..n {
@@ -515,7 +523,7 @@ fn write_response(
             if p.id == req.peer_id || !p.listable() || (requester_is_seed && p.left == 0) {
                 continue;
             }
-            let ok = if !req.compact {
+            let ok = if !req.compact || t2t {
                 !p.requirecrypto
             } else if req.requirecrypto {
                 p.supportcrypto
@@ -533,7 +541,7 @@ fn write_response(
             }
         }
     }
-    if req.compact {
+    if compact {
         for p in &chosen {
             match p.ip {
                 IpAddr::V4(a) => {
@@ -568,7 +576,7 @@ fn write_response(
     write_bytes(out, b"peers");
     if no_list {
         out.extend_from_slice(b"le");
-    } else if req.compact {
+    } else if compact {
         write_bytes(out, &v4);
         if !v6.is_empty() {
             write_bytes(out, b"peers6");
@@ -888,6 +896,32 @@ mod tests {
         assert_eq!(
             e,
             RequestError::NotAuthorized200("closed for maintenance".to_string())
+        );
+    }
+
+    #[test]
+    fn tracker_polls_get_compact_peers_and_change_nothing() {
+        let mut s = ShardState::new(config(), 1);
+        s.announce(&work(req(1, 0, Event::Started), [127, 0, 0, 1], 1))
+            .unwrap();
+        s.announce(&work(req(2, 10, Event::Started), [127, 0, 0, 2], 1))
+            .unwrap();
+        let mut poll = req(9, 1, Event::Stopped);
+        poll.port = 0;
+        poll.compact = false;
+        poll.tracker = true;
+        let body = s.announce(&work(poll, [127, 0, 0, 9], 2)).unwrap();
+        let v = bencode::decode(&body).unwrap();
+        assert_eq!(
+            v.get(b"peers").unwrap().as_bytes().unwrap().len(),
+            12,
+            "seed and leecher, compact"
+        );
+        assert_eq!(v.get(b"interval").unwrap().as_int(), Some(120));
+        assert_eq!(
+            s.swarms[&[7; 20]].peers().len(),
+            2,
+            "the poll is not a peer"
         );
     }
 
