@@ -647,3 +647,40 @@ fn aggregate_forward_sends_the_query_with_the_password() {
     );
     t.stop();
 }
+
+#[test]
+fn forwarded_ip_and_ip_parameter_overrides() {
+    // --nat_check 0: the overridden addresses are never dialled (only loopback traffic here).
+    let dir = tempdir();
+    let t = Tracker::start(
+        &path_in(&dir, "dstate"),
+        &["--nat_check", "0", "--only_local_override_ip", "1"],
+    );
+    let req = |target: String, extra_header: &str| {
+        let raw =
+            format!("GET {target} HTTP/1.1\r\nHost: x\r\n{extra_header}Connection: close\r\n\r\n");
+        raw_request(t.port, raw.as_bytes()).unwrap().remove(0)
+    };
+    // From 127.0.0.1 (local), the proxy header and the `ip` parameter are honoured.
+    req(
+        announce_target(&IH, &pid(0), 7000, 0, "&compact=1"),
+        "X-Forwarded-For: 203.0.113.7\r\n",
+    );
+    req(
+        announce_target(&IH, &pid(1), 7001, 0, "&compact=1&ip=198.51.100.4"),
+        "",
+    );
+    let r = t.get(&announce_target(&IH, &pid(2), 7002, 10, "&compact=1"));
+    let v = bencode::decode(&r.body).unwrap();
+    let mut ips: Vec<[u8; 4]> = v
+        .get(b"peers")
+        .unwrap()
+        .as_bytes()
+        .unwrap()
+        .chunks(6)
+        .map(|c| [c[0], c[1], c[2], c[3]])
+        .collect();
+    ips.sort();
+    assert_eq!(ips, vec![[198, 51, 100, 4], [203, 0, 113, 7]]);
+    t.stop();
+}
