@@ -141,6 +141,7 @@ pub fn run(config: TrackerConfig) -> Result<(), TrackerError> {
             DfileState::default()
         }
     };
+    dfile::check_writable(&config.dfile)?;
     let addrs = bind_addrs(&config)?;
     let mut per_shard: Vec<Vec<std::net::TcpListener>> = (0..shards).map(|_| Vec::new()).collect();
     for addr in &addrs {

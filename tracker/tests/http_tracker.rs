@@ -684,3 +684,16 @@ fn forwarded_ip_and_ip_parameter_overrides() {
     assert_eq!(ips, vec![[198, 51, 100, 4], [203, 0, 113, 7]]);
     t.stop();
 }
+
+#[test]
+fn unwritable_dfile_location_fails_at_start() {
+    let dir = tempdir();
+    let out = Command::new(BIN)
+        .args(["--port", "0", "--bind", "127.0.0.1", "--dfile"])
+        .arg(dir.path().join("no-such-dir").join("dstate"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot be saved"), "{err}");
+}
