@@ -191,7 +191,12 @@ impl Response {
         Response {
             status,
             reason: reason.into(),
-            headers: vec![(Cow::Borrowed("Content-Type"), content_type.into())],
+            headers: {
+                // Room for the usual extra headers without a reallocation.
+                let mut h = Vec::with_capacity(3);
+                h.push((Cow::Borrowed("Content-Type"), content_type.into()));
+                h
+            },
             body,
             close: false,
         }

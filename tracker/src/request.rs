@@ -134,6 +134,17 @@ impl<'q> Params<'q> {
             .map(|(_, v)| decoded(v))
     }
 
+    /// A 20-byte parameter decoded without allocating: `None` if absent, `Some(None)` if its
+    /// decoded length is not 20.
+    fn get20(&self, name: &str) -> Option<Option<[u8; 20]>> {
+        let (_, raw) = self.pairs.iter().find(|(n, _)| **n == *name.as_bytes())?;
+        let mut out = [0u8; 20];
+        Some(match crate::query::percent_decode_into(raw, &mut out) {
+            Some(20) => Some(out),
+            _ => None,
+        })
+    }
+
     fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = Cow<'q, [u8]>> + 'a {
         self.pairs
             .iter()
@@ -177,12 +188,12 @@ fn hash20(v: &[u8], what: &str) -> Result<[u8; 20], RequestError> {
 /// Parses an announce query string (the part after `?`).
 pub fn parse_announce(query: &[u8]) -> Result<AnnounceRequest, RequestError> {
     let p = Params::parse(query)?;
-    let info_hash = match p.get("info_hash") {
+    let info_hash = match p.get20("info_hash") {
         None => return Err(garbage("no info hash")),
-        Some(v) => hash20(&v, "info hash")?,
+        Some(v) => v.ok_or_else(|| garbage("info hash not of length 20"))?,
     };
-    let peer_id = match p.get("peer_id") {
-        Some(v) if v.len() == 20 => hash20(&v, "id")?,
+    let peer_id = match p.get20("peer_id") {
+        Some(Some(v)) => v,
         _ => return Err(garbage("id not of length 20")),
     };
     let event = match p.get("event").as_deref() {

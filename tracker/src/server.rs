@@ -33,9 +33,11 @@ use crate::signals::{self, Signals};
 use crate::swarm::{AllowedSet, AnnounceWork, ShardState, SwarmConfig, SwarmCounts};
 use crate::TrackerError;
 
-/// Requests a shard serves for other shards (and itself).
+/// Requests a shard serves for other shards (and itself). The announce is not boxed: it is the
+/// hot variant, and a box would be one more allocation per announce.
+#[allow(clippy::large_enum_variant)]
 pub enum ShardReq {
-    Announce(Box<AnnounceWork>),
+    Announce(AnnounceWork),
     Counts(Vec<InfoHash>),
     AllCounts,
     Snapshot,
@@ -679,11 +681,7 @@ impl Front {
             local,
             now: self.shared.now(),
         };
-        match self
-            .router
-            .call(owner, ShardReq::Announce(Box::new(work)))
-            .await
-        {
+        match self.router.call(owner, ShardReq::Announce(work)).await {
             Ok(ShardResp::Announce(Ok(_))) if aggregator => {
                 Response::new(200, "OK", "text/plain", b"d8:response2:OKe".to_vec())
                     .with_header("Pragma", "no-cache")
