@@ -18,6 +18,11 @@ type Handler = fn(argv0: &str, args: &[OsString]) -> Result<(), CliError>;
 /// Every BitTornado program this build provides, with what it does.
 pub const ALIASES: &[(&str, Handler, &str)] = &[
     (
+        "bttrack",
+        crate::commands::tracker::bttrack,
+        "BitTornado's tracker, with bttrack's options (same as `cyclone tracker`)",
+    ),
+    (
         "btshowmetainfo",
         btshowmetainfo,
         "decode BitTorrent metainfo files (same as `cyclone show`, BitTornado's exact output)",

@@ -19,6 +19,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the HTTP tracker (port 6969, state in ./cyclone-tracker.dfile, unless bttrack options say otherwise).
+    Tracker(commands::tracker::TrackerArgs),
     /// Describe torrent files: info-hash, files, sizes, trackers (BitTornado's btshowmetainfo layout, or --json).
     Show(commands::show::ShowArgs),
     /// Print the magnet link of each torrent file.
