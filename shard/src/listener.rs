@@ -5,7 +5,7 @@
 //! errors are reported before any executor starts, and port 0 resolves once) and each shard turns
 //! its own into a glommio listener with [`into_glommio`].
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::{FromRawFd, IntoRawFd};
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -112,6 +112,57 @@ pub fn into_glommio(listener: TcpListener) -> glommio::net::TcpListener {
     unsafe { glommio::net::TcpListener::from_raw_fd(fd) }
 }
 
+/// Binds `count` UDP sockets with `SO_REUSEPORT` on `addr` (whose port must not be 0: pass the
+/// port the TCP listeners resolved, so both protocols share it). The kernel spreads datagrams by
+/// source address across them, so each shard reads its own. `recv_buffer` asks for that
+/// `SO_RCVBUF` (the kernel caps it at `net.core.rmem_max`; a refusal is not an error).
+pub fn reuseport_udp_sockets(
+    addr: SocketAddr,
+    count: usize,
+    ipv6_binds_v4: bool,
+    recv_buffer: usize,
+) -> Result<Vec<UdpSocket>, ShardError> {
+    let mut out = Vec::with_capacity(count);
+    let mut bind_addr = addr;
+    for _ in 0..count {
+        let ctx = |what: &str| format!("{what} for udp {addr}");
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
+            .map_err(|e| ShardError::io(ctx("socket"), e))?;
+        socket
+            .set_reuse_port(true)
+            .map_err(|e| ShardError::io(ctx("SO_REUSEPORT"), e))?;
+        if addr.is_ipv6() {
+            socket
+                .set_only_v6(!ipv6_binds_v4)
+                .map_err(|e| ShardError::io(ctx("IPV6_V6ONLY"), e))?;
+        }
+        let _ = socket.set_recv_buffer_size(recv_buffer);
+        socket
+            .set_nonblocking(true)
+            .map_err(|e| ShardError::io(ctx("O_NONBLOCK"), e))?;
+        socket
+            .bind(&bind_addr.into())
+            .map_err(|e| ShardError::io(format!("bind udp {bind_addr}"), e))?;
+        let s: UdpSocket = socket.into();
+        if out.is_empty() {
+            bind_addr = s
+                .local_addr()
+                .map_err(|e| ShardError::io(ctx("local address"), e))?;
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// Converts a socket made by [`reuseport_udp_sockets`] into a glommio socket. Call it on the
+/// executor that will read from it.
+pub fn udp_into_glommio(socket: UdpSocket) -> glommio::net::UdpSocket {
+    let fd = socket.into_raw_fd();
+    // SAFETY: `fd` is a bound UDP socket we own: into_raw_fd gave up std's ownership, so glommio's
+    // socket is its only owner and closes it on drop.
+    unsafe { glommio::net::UdpSocket::from_raw_fd(fd) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +174,14 @@ mod tests {
         let ports: Vec<u16> = ls.iter().map(|l| l.local_addr().unwrap().port()).collect();
         assert_ne!(ports[0], 0);
         assert!(ports.iter().all(|&p| p == ports[0]), "{ports:?}");
+    }
+
+    #[test]
+    fn udp_sockets_share_the_tcp_port() {
+        let ls = reuseport_listeners("127.0.0.1:0".parse().unwrap(), 2, ListenOptions::default())
+            .unwrap();
+        let addr = ls[0].local_addr().unwrap();
+        let us = reuseport_udp_sockets(addr, 2, true, 1 << 20).unwrap();
+        assert!(us.iter().all(|u| u.local_addr().unwrap() == addr));
     }
 }

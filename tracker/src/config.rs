@@ -62,6 +62,7 @@ const OPTIONS: &[(&str, Def, &str)] = &[
     ("max_connections", Def::Int(16384), "cyclone: most HTTP connections open at once per shard"),
     ("access_log", Def::Int(1), "cyclone: write the Apache-style access log (0 = off, for benchmarks)"),
     ("nat_check_local", Def::Int(0), "cyclone: also NAT-check peers on intranet addresses (bttrack never does; for tests on loopback)"),
+    ("udp", Def::Int(1), "cyclone: also serve the UDP tracker protocol (BEP 15) on the same port (0 = off)"),
     ("http_engine", Def::Str("httparse"), "cyclone: HTTP implementation, httparse or hyper (kept for measuring; httparse is faster)"),
 ];
 
@@ -123,6 +124,8 @@ pub struct TrackerConfig {
     pub nat_check_local: bool,
     /// `true` = hyper, `false` = the httparse loop.
     pub http_engine_hyper: bool,
+    /// Serve BEP 15 (UDP) on the same port as HTTP.
+    pub udp: bool,
 }
 
 /// A usage error, worded as BitTornado's `parseargs` words it.
@@ -301,6 +304,7 @@ impl TrackerConfig {
             max_connections: uint("max_connections", 1 << 20)?.max(1) as usize,
             access_log: flag("access_log")?,
             nat_check_local: flag("nat_check_local")?,
+            udp: flag("udp")?,
             http_engine_hyper: match string("http_engine")?.as_str() {
                 "httparse" => false,
                 "hyper" => true,

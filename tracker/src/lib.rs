@@ -1,4 +1,4 @@
-//! cyclone-tracker: an HTTP BitTorrent tracker compatible with BitTornado's bttrack (options,
+//! cyclone-tracker: an HTTP and UDP (BEP 15) BitTorrent tracker compatible with BitTornado's bttrack (options,
 //! dfile, responses), with swarms sharded by info-hash across cores (one pinned glommio executor
 //! per core, see `cyclone-shard`).
 //!
@@ -21,6 +21,7 @@ pub mod request;
 pub mod server;
 pub mod signals;
 pub mod swarm;
+pub mod udp;
 
 pub use config::{ConfigError, ScrapeAllowed, TrackerConfig};
 pub use error::TrackerError;

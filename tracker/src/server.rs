@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use cyclone_metainfo::bencode::{write_bytes, write_int};
 use cyclone_shard::http::{self, HttpLimits, Request, Response};
-use cyclone_shard::listener::{reuseport_listeners, ListenOptions};
+use cyclone_shard::listener::{
+    reuseport_listeners, reuseport_udp_sockets, udp_into_glommio, ListenOptions,
+};
 use cyclone_shard::mesh::{mesh, MeshEndpoint, Router};
 use cyclone_shard::{shard_for_key, ShardContext, ShardPool, ShardPoolConfig};
 
@@ -30,7 +32,7 @@ use crate::ip_filter::IpFilter;
 use crate::query::percent_decode;
 use crate::request::{parse_announce, parse_scrape, InfoHash, RequestError};
 use crate::signals::{self, Signals};
-use crate::swarm::{AllowedSet, AnnounceWork, ShardState, SwarmConfig, SwarmCounts};
+use crate::swarm::{AllowedSet, AnnounceWork, ReplyFormat, ShardState, SwarmConfig, SwarmCounts};
 use crate::TrackerError;
 
 /// Requests a shard serves for other shards (and itself). The announce is not boxed: it is the
@@ -53,12 +55,18 @@ pub enum ShardResp {
     Done,
 }
 
+/// `SO_RCVBUF` asked for each UDP socket (absorbs bursts while the shard is busy; the kernel caps
+/// it at `net.core.rmem_max`).
+const UDP_RECV_BUFFER: usize = 4 << 20;
+
 /// Capacity of each inter-shard channel and of each shard's in-flight call table.
 const MESH_CAPACITY: usize = 1024;
 
 /// State shared by all shards (read-only apart from the atomics).
-struct Shared {
-    config: TrackerConfig,
+pub(crate) struct Shared {
+    pub(crate) config: TrackerConfig,
+    /// Key of the UDP connection ids (one per process, so any shard checks any shard's ids).
+    pub(crate) connection_ids: crate::udp::connection_id::ConnectionIds,
     start: Instant,
     /// Set by shard 0 after the final save: every shard returns.
     stop: AtomicBool,
@@ -81,7 +89,7 @@ thread_local! {
 impl Shared {
     /// Tracker clock in seconds; starts at 1 so peers loaded from the dfile (last seen 0) are
     /// older than the first sweep, as in bttrack.
-    fn now(&self) -> u64 {
+    pub(crate) fn now(&self) -> u64 {
         self.start.elapsed().as_secs() + 1
     }
 }
@@ -89,6 +97,7 @@ impl Shared {
 /// What each shard gets at start.
 struct ShardInput {
     listeners: Vec<std::net::TcpListener>,
+    udp_sockets: Vec<std::net::UdpSocket>,
     endpoint: MeshEndpoint<ShardReq, ShardResp>,
     loaded: DfileState,
 }
@@ -146,6 +155,8 @@ pub fn run(config: TrackerConfig) -> Result<(), TrackerError> {
     dfile::check_writable(&config.dfile)?;
     let addrs = bind_addrs(&config)?;
     let mut per_shard: Vec<Vec<std::net::TcpListener>> = (0..shards).map(|_| Vec::new()).collect();
+    let mut udp_per_shard: Vec<Vec<std::net::UdpSocket>> =
+        (0..shards).map(|_| Vec::new()).collect();
     for addr in &addrs {
         let ls = reuseport_listeners(
             *addr,
@@ -162,6 +173,13 @@ pub fn run(config: TrackerConfig) -> Result<(), TrackerError> {
         eprintln!("cyclone-tracker: listening on {actual} ({shards} shards)");
         for (i, l) in ls.into_iter().enumerate() {
             per_shard[i].push(l);
+        }
+        if config.udp {
+            let us = reuseport_udp_sockets(actual, shards, config.ipv6_binds_v4, UDP_RECV_BUFFER)?;
+            eprintln!("cyclone-tracker: UDP (BEP 15) on {actual} ({shards} shards)");
+            for (i, u) in us.into_iter().enumerate() {
+                udp_per_shard[i].push(u);
+            }
         }
     }
     let log = if config.access_log || config.log_nat_checks {
@@ -196,6 +214,7 @@ pub fn run(config: TrackerConfig) -> Result<(), TrackerError> {
     let signals = signals::install()?;
     let shared = Arc::new(Shared {
         config,
+        connection_ids: crate::udp::connection_id::ConnectionIds::new(),
         start: Instant::now(),
         stop: AtomicBool::new(false),
         signals,
@@ -210,13 +229,16 @@ pub fn run(config: TrackerConfig) -> Result<(), TrackerError> {
     let parts = dfile::split_by_shard(loaded, shards);
     let inputs: Vec<ShardInput> = endpoints
         .into_iter()
-        .zip(per_shard)
+        .zip(per_shard.into_iter().zip(udp_per_shard))
         .zip(parts)
-        .map(|((endpoint, listeners), loaded)| ShardInput {
-            listeners,
-            endpoint,
-            loaded,
-        })
+        .map(
+            |((endpoint, (listeners, udp_sockets)), loaded)| ShardInput {
+                listeners,
+                udp_sockets,
+                endpoint,
+                loaded,
+            },
+        )
         .collect();
     let results = ShardPool::run(&pool, inputs, move |ctx, input| {
         shard_main(ctx, input, shared.clone())
@@ -336,6 +358,21 @@ async fn shard_main(
             eprintln!("cyclone-tracker: shard {shard}: accept failed, listener stopped: {e}");
         })
         .detach();
+    }
+    if !input.udp_sockets.is_empty() {
+        let udp = Rc::new(crate::udp::server::UdpFront {
+            router: router.clone(),
+            state: state.clone(),
+            shared: shared.clone(),
+        });
+        for u in input.udp_sockets {
+            let udp = udp.clone();
+            glommio::spawn_local(async move {
+                let e = udp.serve(udp_into_glommio(u)).await;
+                eprintln!("cyclone-tracker: shard {shard}: UDP socket failed, stopped: {e}");
+            })
+            .detach();
+        }
     }
     // Expiry: every timeout_downloaders_interval, on this shard's own swarms.
     {
@@ -680,6 +717,7 @@ impl Front {
             listed_ip: ip,
             local,
             now: self.shared.now(),
+            reply: ReplyFormat::Http,
         };
         match self.router.call(owner, ShardReq::Announce(work)).await {
             Ok(ShardResp::Announce(Ok(_))) if aggregator => {

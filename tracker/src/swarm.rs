@@ -151,7 +151,23 @@ pub struct AnnounceWork {
     pub local: bool,
     /// Tracker clock, seconds.
     pub now: u64,
+    /// How the owner encodes the response.
+    pub reply: ReplyFormat,
 }
+
+/// The protocol an announce came by, which decides how the owning shard encodes its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyFormat {
+    /// A bencoded HTTP body.
+    Http,
+    /// A BEP 15 announce response: peers of the requester's address family only (IPv4 entries of
+    /// 6 bytes, or IPv6 entries of 18), at most [`MAX_UDP_PEERS`].
+    Udp { transaction_id: u32, v6: bool },
+}
+
+/// Most peers in one UDP announce response (torrust's limit; 20 + 74 · 18 bytes fit in a
+/// 1500-byte frame even for IPv6).
+pub const MAX_UDP_PEERS: usize = 74;
 
 /// Counts for scrape and the info page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -325,6 +341,12 @@ impl ShardState {
                 .then(|| self.seeded.contains(&req.info_hash)),
             warning,
         };
+        if let ReplyFormat::Udp { transaction_id, v6 } = work.reply {
+            let rsize = rsize.min(MAX_UDP_PEERS);
+            let mut out = Vec::with_capacity(20 + rsize * if v6 { 18 } else { 6 });
+            write_udp_response(&mut out, swarm, req, rsize, interval, transaction_id, v6);
+            return Ok(out);
+        }
         let mut out = Vec::with_capacity(64 + rsize * 8);
         write_response(
             &mut out,
@@ -490,6 +512,81 @@ struct Extras {
     warning: Option<String>,
 }
 
+/// Chooses up to `rsize` peers for `req` from a random starting point: never the requester, only
+/// listable peers (NAT-checked, port ≠ 0), no seeds for a seed, crypto rules as bttrack, and when
+/// `family_v6` is given only peers of that address family (UDP answers carry one family).
+fn select_peers<'s>(
+    swarm: &'s Swarm,
+    req: &AnnounceRequest,
+    rsize: usize,
+    family_v6: Option<bool>,
+) -> Vec<&'s Peer> {
+    let t2t = req.tracker;
+    let mut chosen: Vec<&Peer> = Vec::with_capacity(rsize.min(swarm.peers.len()));
+    if swarm.peers.is_empty() || rsize == 0 {
+        return chosen;
+    }
+    let requester_is_seed = req.left == 0 && !t2t;
+    let n = swarm.peers.len();
+    let start = fastrand::usize(..n);
+    for k in 0..n {
+        let p = &swarm.peers[(start + k) % n];
+        if p.id == req.peer_id || !p.listable() || (requester_is_seed && p.left == 0) {
+            continue;
+        }
+        if family_v6.is_some_and(|v6| p.ip.is_ipv6() != v6) {
+            continue;
+        }
+        let ok = if !req.compact || t2t {
+            !p.requirecrypto
+        } else if req.requirecrypto {
+            p.supportcrypto
+        } else if req.supportcrypto {
+            true
+        } else {
+            !p.requirecrypto
+        };
+        if !ok {
+            continue;
+        }
+        chosen.push(p);
+        if chosen.len() == rsize {
+            break;
+        }
+    }
+    chosen
+}
+
+/// Writes a BEP 15 announce response: interval, leechers, seeders, then the chosen peers of the
+/// requester's family. A `stopped` announce gets no peers.
+fn write_udp_response(
+    out: &mut Vec<u8>,
+    swarm: &Swarm,
+    req: &AnnounceRequest,
+    rsize: usize,
+    interval: u64,
+    transaction_id: u32,
+    v6: bool,
+) {
+    use crate::udp::codec;
+    codec::encode_announce_head(
+        out,
+        transaction_id,
+        codec::clamp_u32(interval),
+        codec::clamp_u32(swarm.leechers() as u64),
+        codec::clamp_u32(swarm.seeds as u64),
+    );
+    if req.event == Event::Stopped {
+        return;
+    }
+    for p in select_peers(swarm, req, rsize, Some(v6)) {
+        match p.ip {
+            IpAddr::V4(a) => codec::push_peer_v4(out, a, p.port),
+            IpAddr::V6(a) => codec::push_peer_v6(out, a, p.port),
+        }
+    }
+}
+
 /// Writes the bencoded announce response (keys in sorted order).
 fn write_response(
     out: &mut Vec<u8>,
@@ -512,35 +609,12 @@ fn write_response(
     let mut v4 = Vec::new();
     let mut v6 = Vec::new();
     let mut flags = Vec::new();
-    let mut chosen: Vec<&Peer> = Vec::new();
     let no_list = (req.event == Event::Stopped && !t2t) || rsize == 0;
-    if !no_list && !swarm.peers.is_empty() {
-        let requester_is_seed = req.left == 0 && !t2t;
-        let n = swarm.peers.len();
-        let start = fastrand::usize(..n);
-        for k in 0..n {
-            let p = &swarm.peers[(start + k) % n];
-            if p.id == req.peer_id || !p.listable() || (requester_is_seed && p.left == 0) {
-                continue;
-            }
-            let ok = if !req.compact || t2t {
-                !p.requirecrypto
-            } else if req.requirecrypto {
-                p.supportcrypto
-            } else if req.supportcrypto {
-                true
-            } else {
-                !p.requirecrypto
-            };
-            if !ok {
-                continue;
-            }
-            chosen.push(p);
-            if chosen.len() == rsize {
-                break;
-            }
-        }
-    }
+    let chosen = if no_list {
+        Vec::new()
+    } else {
+        select_peers(swarm, req, rsize, None)
+    };
     if compact {
         for p in &chosen {
             match p.ip {
@@ -671,6 +745,7 @@ mod tests {
             listed_ip: ip,
             local: true,
             now,
+            reply: ReplyFormat::Http,
         }
     }
 
@@ -802,6 +877,7 @@ mod tests {
             listed_ip: ip6,
             local: true,
             now: 1,
+            reply: ReplyFormat::Http,
         })
         .unwrap();
         let body = s

@@ -1,0 +1,323 @@
+//! The UDP front of one shard: reads datagrams from this shard's `SO_REUSEPORT` socket, checks
+//! connection ids, and sends announces and scrapes to the shards owning the torrents over the same
+//! mesh the HTTP front uses (the owner's `ShardState::announce` encodes the BEP 15 answer).
+//!
+//! Work that stays on this shard (connects, refusals, announces and scrapes of torrents this shard
+//! owns) is answered inline by the read loop. Work needing another shard runs as a task; at most
+//! [`MAX_IN_FLIGHT`] such tasks exist per shard, and when they are all busy the loop stops reading
+//! (the kernel's socket buffer absorbs or drops the excess, as UDP allows).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use cyclone_shard::mesh::Router;
+use cyclone_shard::shard_for_key;
+use glommio::net::UdpSocket;
+use glommio::sync::Semaphore;
+
+use crate::client_ip::{listed_ip, normalize};
+use crate::config::ScrapeAllowed;
+use crate::request::{AnnounceRequest, Event, InfoHash};
+use crate::server::{ShardReq, ShardResp, Shared};
+use crate::swarm::{AnnounceWork, ReplyFormat, ShardState, SwarmCounts};
+use crate::udp::codec::{
+    self, decode_request, DecodeErrorKind, ScrapeEntry, UdpAnnounce, UdpEvent, UdpRequest,
+    MAX_REQUEST_LEN,
+};
+
+/// Requests waiting on another shard, per shard (bounds tasks and their buffers).
+pub const MAX_IN_FLIGHT: usize = 256;
+
+/// Consecutive receive errors after which the loop gives up (a broken socket, not a bad packet).
+const MAX_CONSECUTIVE_ERRORS: u32 = 10_000;
+
+/// One shard's UDP front.
+pub struct UdpFront {
+    pub(crate) router: Rc<Router<ShardReq, ShardResp>>,
+    pub(crate) state: Rc<RefCell<ShardState>>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// What to do with a datagram after the checks that need no other shard.
+enum Next {
+    /// Answer with these bytes (or stay silent if empty).
+    Reply(Vec<u8>),
+    /// Ask the owner shard(s).
+    Remote(Remote),
+}
+
+enum Remote {
+    Announce(usize, Box<AnnounceWork>, u32),
+    Scrape(Vec<InfoHash>, u32),
+}
+
+fn error_packet(transaction_id: u32, message: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + message.len());
+    codec::encode_error(&mut out, transaction_id, message);
+    out
+}
+
+impl UdpFront {
+    /// Serves `socket` until it fails persistently; returns that error.
+    pub async fn serve(self: Rc<Self>, socket: UdpSocket) -> std::io::Error {
+        let socket = Rc::new(socket);
+        let permits = Rc::new(Semaphore::new(MAX_IN_FLIGHT as u64));
+        let mut buf = vec![0u8; MAX_REQUEST_LEN + 1];
+        let mut errors = 0u32;
+        loop {
+            let (n, from) = match socket.recv_from(&mut buf).await {
+                Ok(r) => {
+                    errors = 0;
+                    r
+                }
+                Err(e) => {
+                    errors += 1;
+                    if errors >= MAX_CONSECUTIVE_ERRORS {
+                        return e.into();
+                    }
+                    continue;
+                }
+            };
+            match self.first_pass(&buf[..n], from) {
+                Next::Reply(out) => {
+                    if !out.is_empty() {
+                        // A failed send (e.g. no route) loses one answer; the client retries.
+                        let _ = socket.send_to(&out, from).await;
+                    }
+                }
+                Next::Remote(r) => {
+                    let Ok(permit) = permits.acquire_static_permit(1).await else {
+                        continue;
+                    };
+                    let me = self.clone();
+                    let socket = socket.clone();
+                    glommio::spawn_local(async move {
+                        let out = me.remote(r).await;
+                        let _ = socket.send_to(&out, from).await;
+                        drop(permit);
+                    })
+                    .detach();
+                }
+            }
+        }
+    }
+
+    /// Decodes and answers what this shard can answer alone.
+    fn first_pass(&self, packet: &[u8], from: SocketAddr) -> Next {
+        let req = match decode_request(packet) {
+            Ok(r) => r,
+            // Without a transaction id there is nothing to answer to.
+            Err(e) => {
+                return Next::Reply(match e.transaction_id {
+                    Some(t) if e.kind != DecodeErrorKind::BadProtocolId => {
+                        error_packet(t, &e.to_string())
+                    }
+                    _ => Vec::new(),
+                })
+            }
+        };
+        let now = self.shared.now();
+        let shards = self.router.shards();
+        let me = self.router.shard();
+        match req {
+            UdpRequest::Connect { transaction_id } => {
+                let mut out = Vec::with_capacity(16);
+                let id = self.shared.connection_ids.issue(&from, now);
+                codec::encode_connect(&mut out, transaction_id, id);
+                Next::Reply(out)
+            }
+            UdpRequest::Announce(a) => {
+                if let Some(refusal) = self.refusal(a.connection_id, a.transaction_id, from, now) {
+                    return Next::Reply(refusal);
+                }
+                let transaction_id = a.transaction_id;
+                let owner = shard_for_key(&a.info_hash, shards);
+                let work = match self.announce_work(a, from, now) {
+                    Ok(w) => w,
+                    Err(message) => return Next::Reply(error_packet(transaction_id, message)),
+                };
+                if owner == me {
+                    Next::Reply(announce_reply(
+                        self.state.borrow_mut().announce(&work),
+                        transaction_id,
+                    ))
+                } else {
+                    Next::Remote(Remote::Announce(owner, Box::new(work), transaction_id))
+                }
+            }
+            UdpRequest::Scrape {
+                connection_id,
+                transaction_id,
+                info_hashes,
+            } => {
+                if let Some(refusal) = self.refusal(connection_id, transaction_id, from, now) {
+                    return Next::Reply(refusal);
+                }
+                if self.shared.config.scrape_allowed == ScrapeAllowed::None {
+                    return Next::Reply(error_packet(
+                        transaction_id,
+                        "specific scrape function is not available with this tracker.",
+                    ));
+                }
+                if info_hashes.iter().all(|h| shard_for_key(h, shards) == me) {
+                    let st = self.state.borrow();
+                    let counts: Vec<Option<SwarmCounts>> =
+                        info_hashes.iter().map(|h| st.counts(h)).collect();
+                    Next::Reply(scrape_reply(&counts, transaction_id))
+                } else {
+                    Next::Remote(Remote::Scrape(info_hashes, transaction_id))
+                }
+            }
+        }
+    }
+
+    /// The error packet for a request this tracker refuses before any swarm work: a connection id
+    /// it did not issue to this address in the last two minutes, or an IP the lists refuse.
+    fn refusal(
+        &self,
+        connection_id: u64,
+        transaction_id: u32,
+        from: SocketAddr,
+        now: u64,
+    ) -> Option<Vec<u8>> {
+        if !self.shared.connection_ids.check(connection_id, &from, now) {
+            return Some(error_packet(transaction_id, "bad connection id"));
+        }
+        let filter = self.state.borrow().ip_filter.clone();
+        if filter.is_some_and(|f| !f.permits(normalize(from.ip()))) {
+            return Some(error_packet(
+                transaction_id,
+                "your IP is not allowed on this tracker",
+            ));
+        }
+        None
+    }
+
+    /// The announce as the owner shard receives it, with the HTTP front's rules for the listed IP
+    /// (the IPv4 `ip` field is honoured only where bttrack honours `ip=`).
+    fn announce_work(
+        &self,
+        a: UdpAnnounce,
+        from: SocketAddr,
+        now: u64,
+    ) -> Result<AnnounceWork, &'static str> {
+        let c = &self.shared.config;
+        // Aggregator mode with a password: UDP has no way to carry it.
+        if c.aggregator != "0" && c.aggregator != "1" {
+            return Err("Requested download is not authorized for use with this tracker.");
+        }
+        let conn_ip = normalize(from.ip());
+        let given_ip = (!a.ip.is_unspecified()).then(|| a.ip.to_string());
+        let (ip, local) = listed_ip(
+            conn_ip,
+            |_| None,
+            given_ip.as_deref(),
+            c.anyone_may_override_ip(),
+        );
+        let event = match a.event {
+            UdpEvent::None => Event::None,
+            UdpEvent::Completed => Event::Completed,
+            UdpEvent::Started => Event::Started,
+            UdpEvent::Stopped => Event::Stopped,
+        };
+        let req = AnnounceRequest {
+            info_hash: a.info_hash,
+            peer_id: a.peer_id,
+            port: a.port,
+            uploaded: a.uploaded,
+            downloaded: a.downloaded,
+            left: a.left,
+            event,
+            compact: true,
+            no_peer_id: true,
+            numwant: usize::try_from(a.num_want).ok(),
+            // The HTTP form libtorrent sends (`key=%08X`), so a client using both protocols
+            // authenticates with the same key.
+            key: Some(format!("{:08X}", a.key).into_bytes()),
+            ip: given_ip,
+            supportcrypto: false,
+            requirecrypto: false,
+            trackerid: None,
+            tracker: false,
+            scrape: false,
+            seed_id: None,
+            check_seeded: false,
+            password: None,
+        };
+        Ok(AnnounceWork {
+            req,
+            conn_ip,
+            listed_ip: ip,
+            local: (local && !c.nat_check_local) || c.aggregator != "0",
+            now,
+            reply: ReplyFormat::Udp {
+                transaction_id: a.transaction_id,
+                v6: conn_ip.is_ipv6(),
+            },
+        })
+    }
+
+    /// Asks the owner shard(s) and encodes the answer.
+    async fn remote(&self, r: Remote) -> Vec<u8> {
+        match r {
+            Remote::Announce(owner, work, transaction_id) => {
+                match self.router.call(owner, ShardReq::Announce(*work)).await {
+                    Ok(ShardResp::Announce(result)) => announce_reply(result, transaction_id),
+                    _ => error_packet(transaction_id, "internal error"),
+                }
+            }
+            Remote::Scrape(hashes, transaction_id) => {
+                let shards = self.router.shards();
+                let mut groups: Vec<Vec<InfoHash>> = vec![Vec::new(); shards];
+                for h in &hashes {
+                    groups[shard_for_key(h, shards)].push(*h);
+                }
+                let mut found: HashMap<InfoHash, SwarmCounts> = HashMap::new();
+                for (s, g) in groups.into_iter().enumerate() {
+                    if g.is_empty() {
+                        continue;
+                    }
+                    match self.router.call(s, ShardReq::Counts(g)).await {
+                        Ok(ShardResp::Counts(v)) => found.extend(v),
+                        _ => return error_packet(transaction_id, "internal error"),
+                    }
+                }
+                let counts: Vec<Option<SwarmCounts>> =
+                    hashes.iter().map(|h| found.get(h).copied()).collect();
+                scrape_reply(&counts, transaction_id)
+            }
+        }
+    }
+}
+
+/// The owner's result as a datagram: the encoded response, or its refusal as an error packet.
+fn announce_reply(
+    result: Result<Vec<u8>, crate::request::RequestError>,
+    transaction_id: u32,
+) -> Vec<u8> {
+    match result {
+        Ok(bytes) => bytes,
+        Err(e) => error_packet(transaction_id, &e.to_string()),
+    }
+}
+
+/// Scrape counts in request order; unknown torrents count zero (BEP 15 has no "absent").
+fn scrape_reply(counts: &[Option<SwarmCounts>], transaction_id: u32) -> Vec<u8> {
+    let entries: Vec<ScrapeEntry> = counts
+        .iter()
+        .map(|c| {
+            let c = c.unwrap_or_default();
+            ScrapeEntry {
+                seeders: codec::clamp_u32(c.complete),
+                completed: codec::clamp_u32(c.downloaded),
+                leechers: codec::clamp_u32(c.incomplete),
+            }
+        })
+        .collect();
+    let mut out = Vec::with_capacity(8 + 12 * entries.len());
+    codec::encode_scrape(&mut out, transaction_id, &entries);
+    out
+}
