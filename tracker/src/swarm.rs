@@ -937,6 +937,103 @@ mod tests {
             .is_empty());
     }
 
+    fn udp_work(r: AnnounceRequest, ip: IpAddr, transaction_id: u32) -> AnnounceWork {
+        AnnounceWork {
+            req: r,
+            conn_ip: ip,
+            listed_ip: ip,
+            local: true,
+            now: 1,
+            reply: ReplyFormat::Udp {
+                transaction_id,
+                v6: ip.is_ipv6(),
+            },
+        }
+    }
+
+    #[test]
+    fn udp_answers_carry_one_family_counts_and_a_cap() {
+        let mut s = ShardState::new(config(), 1);
+        let v6: IpAddr = "::2".parse().unwrap();
+        // Two IPv4 seeds, one IPv6 leecher, then 100 more IPv4 leechers.
+        for i in 1..=2u8 {
+            s.announce(&udp_work(
+                req(i, 0, Event::Started),
+                IpAddr::from([127, 0, 0, i]),
+                1,
+            ))
+            .unwrap();
+        }
+        s.announce(&udp_work(req(3, 5, Event::Started), v6, 1))
+            .unwrap();
+        // IPv4 leecher: head (action 1, transaction id, interval 1800, 2 leechers counting
+        // itself, 2 seeders), then the two IPv4 seeds, 6 bytes each; the IPv6 peer is not listed.
+
+        let out = s
+            .announce(&udp_work(
+                req(4, 5, Event::Started),
+                IpAddr::from([127, 0, 0, 4]),
+                77,
+            ))
+            .unwrap();
+        assert_eq!(&out[..8], &[0, 0, 0, 1, 0, 0, 0, 77]);
+        assert_eq!(&out[8..20], &[0, 0, 7, 8, 0, 0, 0, 2, 0, 0, 0, 2]);
+        assert_eq!(out.len(), 20 + 2 * 6);
+        let mut got: Vec<&[u8]> = out[20..].chunks(6).collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [[127, 0, 0, 1, 0x1a, 0xe2], [127, 0, 0, 2, 0x1a, 0xe3]]
+        );
+        // The IPv6 leecher sees only IPv6 peers: nobody (it is never listed to itself).
+        let out = s
+            .announce(&udp_work(req(3, 5, Event::None), v6, 5))
+            .unwrap();
+        assert_eq!(out.len(), 20);
+        // A second IPv6 peer sees the first one, 18 bytes.
+        let out = s
+            .announce(&udp_work(
+                req(5, 5, Event::Started),
+                "::5".parse().unwrap(),
+                5,
+            ))
+            .unwrap();
+        assert_eq!(out.len(), 20 + 18);
+        assert_eq!(
+            &out[20..36],
+            &"::2".parse::<std::net::Ipv6Addr>().unwrap().octets()
+        );
+        // Stopped: counts, no peers.
+        let out = s
+            .announce(&udp_work(
+                req(4, 5, Event::Stopped),
+                IpAddr::from([127, 0, 0, 4]),
+                9,
+            ))
+            .unwrap();
+        assert_eq!(out.len(), 20);
+        // At most MAX_UDP_PEERS peers whatever numwant and response_size say.
+        let mut c = config();
+        c.response_size = 500;
+        let mut s = ShardState::new(c, 1);
+        for i in 0..200u32 {
+            let mut r = req(0, 0, Event::Started);
+            r.peer_id[..4].copy_from_slice(&i.to_be_bytes());
+            s.announce(&udp_work(
+                r,
+                IpAddr::from(std::net::Ipv4Addr::from(0x7f00_0000 + i + 1)),
+                1,
+            ))
+            .unwrap();
+        }
+        let mut r = req(250, 5, Event::Started);
+        r.numwant = Some(1000);
+        let out = s
+            .announce(&udp_work(r, IpAddr::from([127, 1, 0, 1]), 1))
+            .unwrap();
+        assert_eq!(out.len(), 20 + MAX_UDP_PEERS * 6);
+    }
+
     #[test]
     fn scrape_param_seeded_flag_and_allowed_controls() {
         let mut c = config();
