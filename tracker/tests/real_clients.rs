@@ -1,5 +1,5 @@
 //! Real BitTorrent clients transfer a file on 127.0.0.1 with only our tracker: aria2c seeds,
-//! aria2c and python3-libtorrent download.
+//! aria2c and python3-libtorrent download, once over HTTP and once over UDP (BEP 15).
 
 mod common;
 
@@ -60,21 +60,44 @@ print('timeout: progress', st.progress, 'peers', st.num_peers, flush=True)
 sys.exit(1)
 "#;
 
-fn aria2c_args(dir: &Path, port: u16) -> Vec<String> {
-    vec![
+/// aria2c's options for a loopback-only run. aria2c speaks to UDP trackers only through its DHT
+/// socket, so for `udp` the DHT is on, but with no entry point and a routing table file of its own
+/// in `dir` (never the user's `~/.cache/aria2/dht.dat`): it learns no node and sends nothing but
+/// tracker packets to 127.0.0.1 (checked with `strace -e sendto`).
+fn aria2c_args(dir: &Path, port: u16, udp: bool) -> Vec<String> {
+    let mut args = vec![
         format!("--dir={}", dir.display()),
         format!("--listen-port={port}"),
-        "--enable-dht=false".into(),
         "--enable-dht6=false".into(),
         "--bt-enable-lpd=false".into(),
         "--enable-peer-exchange=false".into(),
         "--summary-interval=0".into(),
         "--console-log-level=warn".into(),
-    ]
+    ];
+    if udp {
+        args.push("--enable-dht=true".into());
+        args.push(format!("--dht-listen-port={}", free_port()));
+        args.push(format!("--dht-file-path={}", dir.join("dht.dat").display()));
+    } else {
+        args.push("--enable-dht=false".into());
+    }
+    args
 }
 
 #[test]
 fn aria2c_and_libtorrent_download_through_our_tracker() {
+    transfer("http");
+}
+
+/// The same transfer with `udp://` as the torrent's only announce URL (BEP 15).
+#[test]
+fn aria2c_and_libtorrent_download_through_our_udp_tracker() {
+    transfer("udp");
+}
+
+/// aria2c seeds; aria2c then python3-libtorrent download, learning peers only from our tracker
+/// through `scheme://127.0.0.1:PORT/announce`.
+fn transfer(scheme: &str) {
     if !installed("aria2c", &["--version"]) {
         println!("SKIPPED: aria2c is not installed");
         return;
@@ -99,7 +122,7 @@ fn aria2c_and_libtorrent_download_through_our_tracker() {
     let st = Command::new("mktorrent")
         .args([
             "-a",
-            &format!("http://127.0.0.1:{}/announce", t.port),
+            &format!("{scheme}://127.0.0.1:{}/announce", t.port),
             "-l",
             "16",
             "-o",
@@ -117,7 +140,7 @@ fn aria2c_and_libtorrent_download_through_our_tracker() {
     let seed_port = free_port();
     let mut seed_cmd = Command::new("aria2c");
     seed_cmd
-        .args(aria2c_args(&seed_dir, seed_port))
+        .args(aria2c_args(&seed_dir, seed_port, scheme == "udp"))
         .args(["-V", "--seed-ratio=0.0", "--seed-time=30"])
         .arg(&torrent)
         .stdout(Stdio::null())
@@ -146,7 +169,7 @@ fn aria2c_and_libtorrent_download_through_our_tracker() {
     let out = Command::new("timeout")
         .arg("120")
         .arg("aria2c")
-        .args(aria2c_args(&dl1, free_port()))
+        .args(aria2c_args(&dl1, free_port(), scheme == "udp"))
         .args(["--seed-time=0"])
         .arg(&torrent)
         .output()
