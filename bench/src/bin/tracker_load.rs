@@ -1,4 +1,4 @@
-//! HTTP tracker load generator, comparing cyclone's tracker with Debian's opentracker in the same run.
+//! HTTP and UDP tracker load generator, comparing cyclone's tracker with Debian's opentracker in the same run.
 //!
 //! Workload (aquatic's load-test defaults): announces only, an info-hash pool with skewed popularity
 //! (index = N * u^4 for uniform u: the hottest 1 % of torrents get ~32 % of announces), 25 % of
@@ -20,6 +20,13 @@
 //!
 //! Options: --torrents N (10000) --connections C (64) --duration S (10) --keep-alive 0|1 (0)
 //!          --seed S (pool seed, 1) --server-cpu CPU (0) --client-cpu CPU (1) --rounds R (1, max 5)
+//!          --protocol http|udp (http)
+//!
+//! `--protocol udp` (BEP 15): `connections` client tasks, each with its own UDP socket and one
+//! announce in flight (same workload: pool, skew, 25 % seeders, num_want -1 = server default);
+//! each gets a connection id first and a new one every 50 s (connects are not counted as
+//! announces, but their server CPU is: one per task per 50 s). A request unanswered after 1 s
+//! counts as an error. `compare` then loads cyclone's UDP port and opentracker's `-P` port.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -47,6 +54,7 @@ struct Opts {
     server_cpu: usize,
     client_cpu: usize,
     rounds: usize,
+    udp: bool,
 }
 
 fn parse_opts(args: &[String]) -> Result<Opts, String> {
@@ -63,6 +71,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         server_cpu: 0,
         client_cpu: 1,
         rounds: 1,
+        udp: false,
     };
     let mut i = 0;
     while i < args.len() {
@@ -83,6 +92,13 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             "--server-cpu" => o.server_cpu = num(v)? as usize,
             "--client-cpu" => o.client_cpu = num(v)? as usize,
             "--rounds" => o.rounds = num(v)?.clamp(1, 5) as usize,
+            "--protocol" => {
+                o.udp = match v.as_str() {
+                    "http" => false,
+                    "udp" => true,
+                    other => return Err(format!("--protocol: http or udp, not {other}")),
+                }
+            }
             other => return Err(format!("unknown option {other}")),
         }
         i += 2;
@@ -185,6 +201,9 @@ fn clock_ticks_per_sec() -> f64 {
 }
 
 fn run_load(o: &Opts, target: SocketAddr, hashes: Arc<Vec<[u8; 20]>>) -> RunResult {
+    if o.udp {
+        return run_load_udp(o, target, hashes);
+    }
     // The client is one glommio executor (on the calling thread's CPU) running `connections`
     // concurrent connection tasks: far cheaper per request than a blocking thread per connection,
     // so one client core can saturate one server core.
@@ -260,6 +279,171 @@ fn run_load(o: &Opts, target: SocketAddr, hashes: Arc<Vec<[u8; 20]>>) -> RunResu
         let okn = ok.get();
         let errn = errors.get();
         // Let in-flight requests finish (bounded by their own timeouts), without counting them.
+        for t in tasks {
+            let _ = glommio::timer::timeout(Duration::from_secs(5), async move {
+                t.await;
+                Ok(())
+            })
+            .await;
+        }
+        let h = hist.borrow().clone();
+        (okn, errn, h)
+    });
+    let elapsed = start
+        .elapsed()
+        .min(Duration::from_secs(o.duration) + Duration::from_millis(50));
+    let cpu1 = o.server_pid.and_then(cpu_ticks);
+    let server_cpu_us = match (cpu0, cpu1) {
+        (Some(a), Some(b)) if ok > 0 => {
+            Some((b - a) as f64 / clock_ticks_per_sec() * 1e6 / ok as f64)
+        }
+        _ => None,
+    };
+    RunResult {
+        ok,
+        errors,
+        elapsed,
+        hist,
+        server_cpu_us,
+    }
+}
+
+/// A BEP 15 announce (98 bytes) with the HTTP workload's choices (hash skew, 25 % seeders).
+fn udp_announce(rng: &mut fastrand::Rng, hashes: &[[u8; 20]], cid: u64, tid: u32) -> Vec<u8> {
+    let u = rng.f64();
+    let idx = ((hashes.len() as f64) * u.powi(4)) as usize;
+    let ih = &hashes[idx.min(hashes.len() - 1)];
+    let mut pid = *b"-LT0001-000000000000";
+    for b in &mut pid[8..] {
+        *b = b'a' + rng.u8(..26);
+    }
+    let left = if rng.f64() < 0.25 {
+        0
+    } else {
+        rng.u64(1..1 << 30)
+    };
+    let mut p = Vec::with_capacity(98);
+    p.extend_from_slice(&cid.to_be_bytes());
+    p.extend_from_slice(&1u32.to_be_bytes());
+    p.extend_from_slice(&tid.to_be_bytes());
+    p.extend_from_slice(ih);
+    p.extend_from_slice(&pid);
+    p.extend_from_slice(&0u64.to_be_bytes());
+    p.extend_from_slice(&left.to_be_bytes());
+    p.extend_from_slice(&0u64.to_be_bytes());
+    p.extend_from_slice(&2u32.to_be_bytes()); // started
+    p.extend_from_slice(&[0; 4]); // ip: the sender's
+    p.extend_from_slice(&rng.u32(..).to_be_bytes()); // key
+    p.extend_from_slice(&(-1i32).to_be_bytes()); // num_want: server default
+    p.extend_from_slice(&rng.u16(1024..65535).to_be_bytes());
+    p
+}
+
+/// Sends `packet` and waits (≤ 1 s, the socket's read timeout) for the answer to `tid`; returns
+/// its action and length.
+async fn udp_exchange(
+    sock: &glommio::net::UdpSocket,
+    packet: &[u8],
+    tid: u32,
+    buf: &mut [u8],
+) -> Option<(u32, usize)> {
+    sock.send(packet).await.ok()?;
+    // Answers to earlier, timed-out requests may still arrive: skip them (bounded).
+    for _ in 0..16 {
+        let n = sock.recv(buf).await.ok()?;
+        if n >= 8 && buf[4..8] == tid.to_be_bytes() {
+            return Some((u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]), n));
+        }
+    }
+    None
+}
+
+/// The UDP form of [`run_load`].
+fn run_load_udp(o: &Opts, target: SocketAddr, hashes: Arc<Vec<[u8; 20]>>) -> RunResult {
+    const PROTOCOL_ID: u64 = 0x0417_2710_1980;
+    let o = o.clone();
+    let cpu0 = o.server_pid.and_then(cpu_ticks);
+    let start = Instant::now();
+    let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .io_memory(1 << 20)
+        .make()
+        .expect("client executor");
+    let (ok, errors, hist) = ex.run(async move {
+        let ok = Rc::new(Cell::new(0u64));
+        let errors = Rc::new(Cell::new(0u64));
+        let hist = Rc::new(RefCell::new(
+            Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+        ));
+        let stop = Rc::new(Cell::new(false));
+        let mut tasks = Vec::new();
+        for t in 0..o.connections {
+            let (ok, errors, hist, stop, hashes) = (
+                ok.clone(),
+                errors.clone(),
+                hist.clone(),
+                stop.clone(),
+                hashes.clone(),
+            );
+            let seed = o.seed.wrapping_mul(1000).wrapping_add(t as u64);
+            tasks.push(glommio::spawn_local(async move {
+                let mut rng = fastrand::Rng::with_seed(seed);
+                let Ok(sock) = glommio::net::UdpSocket::bind("127.0.0.1:0") else {
+                    errors.set(errors.get() + 1);
+                    return;
+                };
+                if sock.connect(target).await.is_err() {
+                    errors.set(errors.get() + 1);
+                    return;
+                }
+                let _ = sock.set_read_timeout(Some(Duration::from_secs(1)));
+                let mut buf = [0u8; 2048];
+                let mut cid: Option<(u64, Instant)> = None;
+                while !stop.get() {
+                    let tid = rng.u32(..);
+                    let id = match cid {
+                        Some((id, at)) if at.elapsed() < Duration::from_secs(50) => id,
+                        _ => {
+                            let mut p = PROTOCOL_ID.to_be_bytes().to_vec();
+                            p.extend_from_slice(&0u32.to_be_bytes());
+                            p.extend_from_slice(&tid.to_be_bytes());
+                            match udp_exchange(&sock, &p, tid, &mut buf).await {
+                                Some((0, 16)) => {
+                                    let mut b = [0u8; 8];
+                                    b.copy_from_slice(&buf[8..16]);
+                                    let id = u64::from_be_bytes(b);
+                                    cid = Some((id, Instant::now()));
+                                    id
+                                }
+                                _ => {
+                                    errors.set(errors.get() + 1);
+                                    glommio::timer::sleep(Duration::from_millis(1)).await;
+                                    continue;
+                                }
+                            }
+                        }
+                    };
+                    let p = udp_announce(&mut rng, &hashes, id, tid);
+                    let t0 = Instant::now();
+                    match udp_exchange(&sock, &p, tid, &mut buf).await {
+                        Some((1, n)) if n >= 20 => {
+                            let _ = hist
+                                .borrow_mut()
+                                .record(t0.elapsed().as_micros().max(1) as u64);
+                            ok.set(ok.get() + 1);
+                        }
+                        Some((3, _)) => {
+                            errors.set(errors.get() + 1);
+                            cid = None;
+                        }
+                        _ => errors.set(errors.get() + 1),
+                    }
+                }
+            }));
+        }
+        glommio::timer::sleep(Duration::from_secs(o.duration)).await;
+        stop.set(true);
+        let okn = ok.get();
+        let errn = errors.get();
         for t in tasks {
             let _ = glommio::timer::timeout(Duration::from_secs(5), async move {
                 t.await;
@@ -442,8 +626,13 @@ fn compare(o: &Opts) -> Result<(), String> {
         median(&mut rps_b),
     );
     println!(
-        "median over {} rounds, keep-alive {}: cyclone {ca:.1} us CPU/announce, {ra:.0} announces/s; opentracker {cb:.1} us CPU/announce, {rb:.0} announces/s",
-        o.rounds, o.keep_alive
+        "median over {} rounds, {}: cyclone {ca:.1} us CPU/announce, {ra:.0} announces/s; opentracker {cb:.1} us CPU/announce, {rb:.0} announces/s",
+        o.rounds,
+        if o.udp {
+            "UDP".to_string()
+        } else {
+            format!("HTTP keep-alive {}", o.keep_alive)
+        }
     );
     println!(
         "ratio cyclone/opentracker server CPU per announce: {:.2}x",
