@@ -204,7 +204,7 @@ pub fn decode_request(b: &[u8]) -> Result<UdpRequest, DecodeError> {
             if rest.is_empty() {
                 return Err(err(DecodeErrorKind::ScrapeEmpty));
             }
-            if rest.len() % 20 != 0 {
+            if !rest.len().is_multiple_of(20) {
                 return Err(err(DecodeErrorKind::ScrapeLength));
             }
             if rest.len() / 20 > MAX_SCRAPE_HASHES {

@@ -54,6 +54,19 @@ enum Remote {
     Scrape(Vec<InfoHash>, u32),
 }
 
+impl Remote {
+    /// Whether every torrent involved belongs to this shard.
+    fn is_local(&self, router: &Router<ShardReq, ShardResp>) -> bool {
+        let me = router.shard();
+        match self {
+            Remote::Announce(owner, ..) => *owner == me,
+            Remote::Scrape(hashes, _) => hashes
+                .iter()
+                .all(|h| shard_for_key(h, router.shards()) == me),
+        }
+    }
+}
+
 fn error_packet(transaction_id: u32, message: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + message.len());
     codec::encode_error(&mut out, transaction_id, message);
@@ -88,6 +101,12 @@ impl UdpFront {
                         let _ = socket.send_to(&out, from).await;
                     }
                 }
+                Next::Remote(r) if r.is_local(&self.router) => {
+                    // The router runs this shard's handler inline (it also starts the NAT
+                    // checks the announce queued): no suspension, no task.
+                    let out = self.remote(r).await;
+                    let _ = socket.send_to(&out, from).await;
+                }
                 Next::Remote(r) => {
                     let Ok(permit) = permits.acquire_static_permit(1).await else {
                         continue;
@@ -121,7 +140,6 @@ impl UdpFront {
         };
         let now = self.shared.now();
         let shards = self.router.shards();
-        let me = self.router.shard();
         match req {
             UdpRequest::Connect { transaction_id } => {
                 let mut out = Vec::with_capacity(16);
@@ -139,14 +157,7 @@ impl UdpFront {
                     Ok(w) => w,
                     Err(message) => return Next::Reply(error_packet(transaction_id, message)),
                 };
-                if owner == me {
-                    Next::Reply(announce_reply(
-                        self.state.borrow_mut().announce(&work),
-                        transaction_id,
-                    ))
-                } else {
-                    Next::Remote(Remote::Announce(owner, Box::new(work), transaction_id))
-                }
+                Next::Remote(Remote::Announce(owner, Box::new(work), transaction_id))
             }
             UdpRequest::Scrape {
                 connection_id,
@@ -162,14 +173,7 @@ impl UdpFront {
                         "specific scrape function is not available with this tracker.",
                     ));
                 }
-                if info_hashes.iter().all(|h| shard_for_key(h, shards) == me) {
-                    let st = self.state.borrow();
-                    let counts: Vec<Option<SwarmCounts>> =
-                        info_hashes.iter().map(|h| st.counts(h)).collect();
-                    Next::Reply(scrape_reply(&counts, transaction_id))
-                } else {
-                    Next::Remote(Remote::Scrape(info_hashes, transaction_id))
-                }
+                Next::Remote(Remote::Scrape(info_hashes, transaction_id))
             }
         }
     }
