@@ -22,8 +22,12 @@ fn be32(b: &[u8], at: usize) -> u32 {
 
 impl Client {
     fn new(port: u16) -> Client {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.connect(("127.0.0.1", port)).unwrap();
+        Client::on("127.0.0.1", port)
+    }
+
+    fn on(host: &str, port: u16) -> Client {
+        let sock = UdpSocket::bind((host, 0)).unwrap();
+        sock.connect((host, port)).unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         Client {
             sock,
@@ -275,6 +279,45 @@ fn bad_connection_ids_and_malformed_packets_get_error_packets() {
     // The tracker still works for A.
     let (_, leechers, _, _) = a.announce(ca, &ih, &[1; 20], 5, 2, 7001);
     assert_eq!(leechers, 1);
+    t.stop();
+}
+
+#[test]
+fn ipv6_clients_get_18_byte_ipv6_peers() {
+    let dir = tempdir();
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args([
+        "--port",
+        "0",
+        "--bind",
+        "::1",
+        "--ipv6_enabled",
+        "1",
+        "--ipv6_binds_v4",
+        "0",
+        "--access_log",
+        "0",
+        "--dfile",
+    ])
+    .arg(path_in(&dir, "dstate"))
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped());
+    let t = Tracker::spawn(cmd);
+    assert_eq!(t.host, "::1");
+    let ih = [0x66; 20];
+    let mut a = Client::on("::1", t.port);
+    let mut b = Client::on("::1", t.port);
+    let ca = a.connect();
+    let cb = b.connect();
+    let (p, tid) = a.announce_packet(ca, &ih, &[b'A'; 20], 10, 2, 7001);
+    let r = a.exchange(&p, tid);
+    assert_eq!((be32(&r, 0), r.len()), (1, 20));
+    let (p, tid) = b.announce_packet(cb, &ih, &[b'B'; 20], 0, 2, 7002);
+    let r = b.exchange(&p, tid);
+    assert_eq!(be32(&r, 0), 1);
+    let mut expected = std::net::Ipv6Addr::LOCALHOST.octets().to_vec();
+    expected.extend_from_slice(&7001u16.to_be_bytes());
+    assert_eq!(&r[20..], expected.as_slice());
     t.stop();
 }
 
