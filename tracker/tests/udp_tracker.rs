@@ -274,8 +274,15 @@ fn bad_connection_ids_and_malformed_packets_get_error_packets() {
     p.extend_from_slice(&9u32.to_be_bytes());
     p.extend_from_slice(&tid.to_be_bytes());
     assert!(error_message(&a.exchange(&p, tid)).contains("action"));
-    // Fewer than 16 bytes: no transaction id, no answer.
+    // Fewer than 16 bytes: no transaction id, no answer. Malformed requests without a valid
+    // connection id get no answer either: a 17-byte connect, an unknown action with a made-up id.
     a.silence(&[0; 15]);
+    let mut p = PROTOCOL_ID.to_be_bytes().to_vec();
+    p.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 9, 0]);
+    a.silence(&p);
+    let mut p = 77u64.to_be_bytes().to_vec();
+    p.extend_from_slice(&[0, 0, 0, 9, 0, 0, 0, 9]);
+    a.silence(&p);
     // The tracker still works for A.
     let (_, leechers, _, _) = a.announce(ca, &ih, &[1; 20], 5, 2, 7001);
     assert_eq!(leechers, 1);

@@ -24,8 +24,7 @@ use crate::request::{AnnounceRequest, Event, InfoHash};
 use crate::server::{ShardReq, ShardResp, Shared};
 use crate::swarm::{AnnounceWork, ReplyFormat, ShardState, SwarmCounts};
 use crate::udp::codec::{
-    self, decode_request, DecodeErrorKind, ScrapeEntry, UdpAnnounce, UdpEvent, UdpRequest,
-    MAX_REQUEST_LEN,
+    self, decode_request, ScrapeEntry, UdpAnnounce, UdpEvent, UdpRequest, MAX_REQUEST_LEN,
 };
 
 /// Requests waiting on another shard, per shard (bounds tasks and their buffers).
@@ -126,19 +125,29 @@ impl UdpFront {
 
     /// Decodes and answers what this shard can answer alone.
     fn first_pass(&self, packet: &[u8], from: SocketAddr) -> Next {
+        let now = self.shared.now();
         let req = match decode_request(packet) {
             Ok(r) => r,
-            // Without a transaction id there is nothing to answer to.
+            // A malformed request is explained only to a client holding a valid connection id
+            // (so stray datagrams get no answer, and nobody can aim answers at a forged source);
+            // without a transaction id there is nothing to answer to anyway.
             Err(e) => {
-                return Next::Reply(match e.transaction_id {
-                    Some(t) if e.kind != DecodeErrorKind::BadProtocolId => {
-                        error_packet(t, &e.to_string())
+                let reply = match (e.transaction_id, packet.get(..8)) {
+                    (Some(t), Some(id)) => {
+                        let mut b = [0u8; 8];
+                        b.copy_from_slice(id);
+                        let id = u64::from_be_bytes(b);
+                        if self.shared.connection_ids.check(id, &from, now) {
+                            error_packet(t, &e.to_string())
+                        } else {
+                            Vec::new()
+                        }
                     }
                     _ => Vec::new(),
-                })
+                };
+                return Next::Reply(reply);
             }
         };
-        let now = self.shared.now();
         let shards = self.router.shards();
         match req {
             UdpRequest::Connect { transaction_id } => {
