@@ -26,7 +26,12 @@ impl Client {
     }
 
     fn on(host: &str, port: u16) -> Client {
-        let sock = UdpSocket::bind((host, 0)).unwrap();
+        Client::on_from(host, host, port)
+    }
+
+    /// A client whose socket is bound to `local` and speaks to `host:port`.
+    fn on_from(local: &str, host: &str, port: u16) -> Client {
+        let sock = UdpSocket::bind((local, 0)).unwrap();
         sock.connect((host, port)).unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         Client {
@@ -325,6 +330,50 @@ fn ipv6_clients_get_18_byte_ipv6_peers() {
     let mut expected = std::net::Ipv6Addr::LOCALHOST.octets().to_vec();
     expected.extend_from_slice(&7001u16.to_be_bytes());
     assert_eq!(&r[20..], expected.as_slice());
+    t.stop();
+}
+
+#[test]
+fn allowed_list_banned_ips_and_scrape_policy_apply_to_udp() {
+    let dir = tempdir();
+    let listed = [0x11u8; 20];
+    let other = [0x22u8; 20];
+    let hex = |h: &[u8; 20]| h.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let list = path_in(&dir, "allowed.txt");
+    std::fs::write(&list, format!("{}\n", hex(&listed))).unwrap();
+    let banned = path_in(&dir, "banned.txt");
+    std::fs::write(&banned, "loopback:127.0.0.3-127.0.0.3\n").unwrap();
+    // Clients bound to other loopback addresses reach the tracker on 127.0.0.1: 127.0.0.2 may
+    // announce, 127.0.0.3 is banned.
+    let t = Tracker::start(
+        &path_in(&dir, "dstate"),
+        &[
+            "--allowed_list",
+            list.to_str().unwrap(),
+            "--banned_ips",
+            banned.to_str().unwrap(),
+            "--scrape_allowed",
+            "none",
+        ],
+    );
+    let mut ok = Client::on_from("127.0.0.2", "127.0.0.1", t.port);
+    let cid = ok.connect();
+    let (_, leechers, _, _) = ok.announce(cid, &listed, &[1; 20], 5, 2, 7001);
+    assert_eq!(leechers, 1);
+    // A torrent outside the allowed list: the swarm's refusal, as an error packet.
+    let (p, tid) = ok.announce_packet(cid, &other, &[1; 20], 5, 2, 7001);
+    assert_eq!(
+        error_message(&ok.exchange(&p, tid)),
+        "Requested download is not authorized for use with this tracker."
+    );
+    // Scrapes are off.
+    let (p, tid) = ok.scrape_packet(cid, &[listed]);
+    assert!(error_message(&ok.exchange(&p, tid)).contains("scrape"));
+    // A banned address still gets a connection id, but no announce.
+    let mut banned_client = Client::on_from("127.0.0.3", "127.0.0.1", t.port);
+    let cid = banned_client.connect();
+    let (p, tid) = banned_client.announce_packet(cid, &listed, &[2; 20], 5, 2, 7002);
+    assert!(error_message(&banned_client.exchange(&p, tid)).contains("not allowed"));
     t.stop();
 }
 
