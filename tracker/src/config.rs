@@ -63,6 +63,7 @@ const OPTIONS: &[(&str, Def, &str)] = &[
     ("access_log", Def::Int(1), "cyclone: write the Apache-style access log (0 = off, for benchmarks)"),
     ("nat_check_local", Def::Int(0), "cyclone: also NAT-check peers on intranet addresses (bttrack never does; for tests on loopback)"),
     ("udp", Def::Int(1), "cyclone: also serve the UDP tracker protocol (BEP 15) on the same port (0 = off)"),
+    ("udp_bad_id_ban", Def::Int(3600), "cyclone: seconds a UDP client is ignored after more than 64 bad connection ids in a minute (0 = never)"),
     ("http_engine", Def::Str("httparse"), "cyclone: HTTP implementation, httparse or hyper (kept for measuring; httparse is faster)"),
 ];
 
@@ -126,6 +127,8 @@ pub struct TrackerConfig {
     pub http_engine_hyper: bool,
     /// Serve BEP 15 (UDP) on the same port as HTTP.
     pub udp: bool,
+    /// Seconds a UDP client repeating bad connection ids is ignored (0 = never).
+    pub udp_bad_id_ban: u64,
 }
 
 /// A usage error, worded as BitTornado's `parseargs` words it.
@@ -305,6 +308,7 @@ impl TrackerConfig {
             access_log: flag("access_log")?,
             nat_check_local: flag("nat_check_local")?,
             udp: flag("udp")?,
+            udp_bad_id_ban: uint("udp_bad_id_ban", 1 << 31)?,
             http_engine_hyper: match string("http_engine")?.as_str() {
                 "httparse" => false,
                 "hyper" => true,

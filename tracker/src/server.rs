@@ -364,6 +364,7 @@ async fn shard_main(
             router: router.clone(),
             state: state.clone(),
             shared: shared.clone(),
+            bans: RefCell::default(),
         });
         for u in input.udp_sockets {
             let udp = udp.clone();

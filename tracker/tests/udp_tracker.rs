@@ -378,6 +378,44 @@ fn allowed_list_banned_ips_and_scrape_policy_apply_to_udp() {
 }
 
 #[test]
+fn clients_repeating_bad_connection_ids_are_ignored() {
+    let dir = tempdir();
+    let t = Tracker::start(&path_in(&dir, "dstate"), &[]);
+    let ih = [0x33; 20];
+    // 64 bad ids in a minute are tolerated, each answered with an error packet...
+    let mut guesser = Client::on_from("127.0.0.5", "127.0.0.1", t.port);
+    for guess in 0..64u64 {
+        let (p, tid) = guesser.announce_packet(guess, &ih, &[5; 20], 5, 2, 7005);
+        assert!(error_message(&guesser.exchange(&p, tid)).contains("connection id"));
+    }
+    let cid = guesser.connect();
+    let (_, leechers, _, _) = guesser.announce(cid, &ih, &[5; 20], 5, 2, 7005);
+    assert_eq!(leechers, 1);
+    // ...the 65th starts a ban: nothing from that address is answered, not even a connect.
+    let (p, tid) = guesser.announce_packet(64, &ih, &[5; 20], 5, 2, 7005);
+    assert!(error_message(&guesser.exchange(&p, tid)).contains("connection id"));
+    let mut p = PROTOCOL_ID.to_be_bytes().to_vec();
+    p.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1]);
+    guesser.silence(&p);
+    // Other addresses are still served.
+    let mut other = Client::on_from("127.0.0.6", "127.0.0.1", t.port);
+    let cid = other.connect();
+    let (_, leechers, _, _) = other.announce(cid, &ih, &[6; 20], 5, 2, 7006);
+    assert_eq!(leechers, 2);
+    t.stop();
+
+    // `--udp_bad_id_ban 0`: never banned.
+    let t = Tracker::start(&path_in(&dir, "dstate2"), &["--udp_bad_id_ban", "0"]);
+    let mut c = Client::on_from("127.0.0.5", "127.0.0.1", t.port);
+    for guess in 0..100u64 {
+        let (p, tid) = c.announce_packet(guess, &ih, &[5; 20], 5, 2, 7005);
+        assert!(error_message(&c.exchange(&p, tid)).contains("connection id"));
+    }
+    c.connect();
+    t.stop();
+}
+
+#[test]
 fn udp_off_means_no_udp_answer() {
     let dir = tempdir();
     let t = Tracker::start(&path_in(&dir, "dstate"), &["--udp", "0"]);

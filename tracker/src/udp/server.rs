@@ -23,6 +23,7 @@ use crate::config::ScrapeAllowed;
 use crate::request::{AnnounceRequest, Event, InfoHash};
 use crate::server::{ShardReq, ShardResp, Shared};
 use crate::swarm::{AnnounceWork, ReplyFormat, ShardState, SwarmCounts};
+use crate::udp::bans::BadIdBans;
 use crate::udp::codec::{
     self, decode_request, ScrapeEntry, UdpAnnounce, UdpEvent, UdpRequest, MAX_REQUEST_LEN,
 };
@@ -38,6 +39,8 @@ pub struct UdpFront {
     pub(crate) router: Rc<Router<ShardReq, ShardResp>>,
     pub(crate) state: Rc<RefCell<ShardState>>,
     pub(crate) shared: Arc<Shared>,
+    /// This shard's bad-id counts and bans.
+    pub(crate) bans: RefCell<BadIdBans>,
 }
 
 /// What to do with a datagram after the checks that need no other shard.
@@ -126,6 +129,9 @@ impl UdpFront {
     /// Decodes and answers what this shard can answer alone.
     fn first_pass(&self, packet: &[u8], from: SocketAddr) -> Next {
         let now = self.shared.now();
+        if self.bans.borrow().is_banned(normalize(from.ip()), now) {
+            return Next::Reply(Vec::new());
+        }
         let req = match decode_request(packet) {
             Ok(r) => r,
             // A malformed request is explained only to a client holding a valid connection id
@@ -197,6 +203,10 @@ impl UdpFront {
         now: u64,
     ) -> Option<Vec<u8>> {
         if !self.shared.connection_ids.check(connection_id, &from, now) {
+            let ip = normalize(from.ip());
+            let ban = self.shared.config.udp_bad_id_ban;
+            // No log line per ban: printing from the executor could block on a full stderr pipe.
+            self.bans.borrow_mut().record_bad(ip, now, ban);
             return Some(error_packet(transaction_id, "bad connection id"));
         }
         let filter = self.state.borrow().ip_filter.clone();
