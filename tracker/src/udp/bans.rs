@@ -4,8 +4,8 @@
 //!
 //! Per shard (the kernel sends one source address's datagrams to one shard), pure (the clock is an
 //! argument) and bounded: at most [`MAX_TRACKED`] addresses; when full, expired records are
-//! purged, and if none are expired a new address is not tracked (fails open: a flood of forged
-//! sources cannot grow memory). A forged source address can get a victim banned on one shard for
+//! purged (at most once a second), and if none are expired a new address is not tracked (fails
+//! open: a flood of forged sources can grow neither memory nor work per packet). A forged source address can get a victim banned on one shard for
 //! the ban time — the same trade-off torrust makes; `--udp_bad_id_ban 0` turns bans off.
 
 use std::collections::HashMap;
@@ -29,6 +29,9 @@ struct Record {
 #[derive(Debug, Default)]
 pub struct BadIdBans {
     records: HashMap<IpAddr, Record>,
+    /// When the table was last purged: at most one O(n) purge per second, so a flood of new
+    /// forged addresses against a full table costs a lookup each, not a scan each.
+    last_purge: Option<u64>,
 }
 
 impl BadIdBans {
@@ -43,6 +46,10 @@ impl BadIdBans {
             return false;
         }
         if !self.records.contains_key(&ip) && self.records.len() >= MAX_TRACKED {
+            if self.last_purge == Some(now) {
+                return false;
+            }
+            self.last_purge = Some(now);
             self.records
                 .retain(|_, r| r.banned_until > now || now.saturating_sub(r.window_start) < 60);
             if self.records.len() >= MAX_TRACKED {
@@ -119,6 +126,7 @@ mod tests {
         }
         assert!(!b.is_banned(new, 20));
         assert_eq!(b.records.len(), MAX_TRACKED);
+        assert_eq!(b.last_purge, Some(20));
         // A minute later the stale records are purged and the new address is tracked.
         for _ in 0..=BAD_IDS_PER_MINUTE {
             b.record_bad(new, 100, 3600);
