@@ -1,0 +1,299 @@
+//! allowed_list and allowed_dir (bttrack §3.8): which torrents the tracker serves, reloaded when
+//! the files change. Scanning and parsing run on a blocking thread; the result is broadcast to
+//! every shard through the mesh.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use cyclone_metainfo::Metainfo;
+use cyclone_shard::mesh::Router;
+
+use crate::config::TrackerConfig;
+use crate::request::InfoHash;
+use crate::server::{ShardReq, ShardResp};
+use crate::swarm::AllowedSet;
+use crate::TrackerError;
+
+/// Most .torrent files considered in allowed_dir (bounds a scan).
+pub const MAX_DIR_FILES: usize = 100_000;
+/// Largest .torrent read from allowed_dir.
+pub const MAX_TORRENT_BYTES: u64 = 64 << 20;
+
+/// Parses an allowed_list file: 40-hex-character lines. A bad line is reported and skipped (not,
+/// as in bttrack 0.3.18, replaced by the previous line's hash).
+pub fn parse_list(text: &str, source: &Path) -> AllowedSet {
+    let mut set = AllowedSet::default();
+    for line in text.lines() {
+        let l = line.trim();
+        if l.is_empty() {
+            continue;
+        }
+        match parse_hex(l) {
+            Some(h) => {
+                set.hashes.insert(h);
+            }
+            None => eprintln!(
+                "*** WARNING *** could not parse line in torrent list {}: {l}",
+                source.display()
+            ),
+        }
+    }
+    set
+}
+
+fn parse_hex(s: &str) -> Option<InfoHash> {
+    if s.len() != 40 {
+        return None;
+    }
+    let mut out = [0u8; 20];
+    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
+        let hex = std::str::from_utf8(chunk).ok()?;
+        out[i] = u8::from_str_radix(hex, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// One parsed .torrent of allowed_dir, cached by (mtime, size).
+#[derive(Debug, Clone)]
+struct DirEntry {
+    stamp: (SystemTime, u64),
+    parsed: Option<(InfoHash, String, u64)>,
+}
+
+/// The allowed_dir scan cache, kept between rescans.
+#[derive(Debug, Default)]
+pub struct DirCache {
+    entries: HashMap<PathBuf, DirEntry>,
+}
+
+/// bttrack's semi-recursive scan: a directory's subdirectories are scanned only if it holds no
+/// `*.torrent`.
+fn torrent_files(dir: &Path, out: &mut Vec<(PathBuf, (SystemTime, u64))>, depth: usize) {
+    if depth > 32 || out.len() >= MAX_DIR_FILES {
+        return;
+    }
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut subdirs = Vec::new();
+    let mut found = false;
+    for e in rd.flatten() {
+        let p = e.path();
+        let Ok(md) = e.metadata() else { continue };
+        if md.is_dir() {
+            subdirs.push(p);
+        } else if p
+            .extension()
+            .is_some_and(|x| x.eq_ignore_ascii_case("torrent"))
+            && out.len() < MAX_DIR_FILES
+        {
+            found = true;
+            out.push((
+                p,
+                (md.modified().unwrap_or(SystemTime::UNIX_EPOCH), md.len()),
+            ));
+        }
+    }
+    if !found {
+        for s in subdirs {
+            torrent_files(&s, out, depth + 1);
+        }
+    }
+}
+
+/// Rescans allowed_dir; returns the new set if anything changed (or on the first scan).
+pub fn scan_dir(dir: &Path, cache: &mut DirCache, first: bool) -> Option<AllowedSet> {
+    let mut files = Vec::new();
+    torrent_files(dir, &mut files, 0);
+    files.sort();
+    let mut changed = first || files.len() != cache.entries.len();
+    let mut next = HashMap::with_capacity(files.len());
+    for (path, stamp) in files {
+        let entry = match cache.entries.get(&path) {
+            Some(e) if e.stamp == stamp => e.clone(),
+            _ => {
+                changed = true;
+                let parsed = if stamp.1 > MAX_TORRENT_BYTES {
+                    None
+                } else {
+                    std::fs::read(&path)
+                        .ok()
+                        .and_then(|b| Metainfo::from_bytes(&b).ok())
+                        .map(|m| {
+                            (
+                                *m.info_hash.as_bytes(),
+                                m.info.display_name(),
+                                m.info.total_length(),
+                            )
+                        })
+                };
+                DirEntry { stamp, parsed }
+            }
+        };
+        next.insert(path, entry);
+    }
+    cache.entries = next;
+    if !changed {
+        return None;
+    }
+    let mut set = AllowedSet::default();
+    let mut paths: Vec<&PathBuf> = cache.entries.keys().collect();
+    paths.sort();
+    let mut first_seen: HashMap<InfoHash, &PathBuf> = HashMap::new();
+    for p in paths {
+        match &cache.entries[p].parsed {
+            None => eprintln!("**warning** {} has errors", p.display()),
+            Some((ih, name, size)) => {
+                if let Some(p0) = first_seen.get(ih) {
+                    eprintln!(
+                        "**warning** {} is a duplicate torrent for {}",
+                        p.display(),
+                        p0.display()
+                    );
+                    continue;
+                }
+                first_seen.insert(*ih, p);
+                set.hashes.insert(*ih);
+                set.names.insert(*ih, name.clone());
+                set.sizes.insert(*ih, *size);
+                let fname = p
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                set.files.insert(*ih, (p.clone(), fname));
+            }
+        }
+    }
+    Some(set)
+}
+
+/// The allowed set at start-up (blocking; runs before the executors).
+pub fn initial(config: &TrackerConfig) -> Result<Option<Arc<AllowedSet>>, TrackerError> {
+    if let Some(list) = &config.allowed_list {
+        if config.allowed_dir.is_some() {
+            eprintln!("**warning** allowed_dir and allowed_list options both specified");
+            eprintln!("**warning** disregarding allowed_dir");
+        }
+        let text = std::fs::read_to_string(list)
+            .map_err(|e| TrackerError::io(format!("reading allowed_list {}", list.display()), e))?;
+        return Ok(Some(Arc::new(parse_list(&text, list))));
+    }
+    if let Some(dir) = &config.allowed_dir {
+        let mut cache = DirCache::default();
+        return Ok(scan_dir(dir, &mut cache, true).map(Arc::new));
+    }
+    Ok(None)
+}
+
+/// Every `parse_dir_interval`, reloads allowed_list (if its mtime changed) or rescans allowed_dir,
+/// and sends a changed set to every shard.
+pub async fn reload_loop(router: Rc<Router<ShardReq, ShardResp>>, config: TrackerConfig) {
+    if config.allowed_list.is_none() && config.allowed_dir.is_none() {
+        return;
+    }
+    let mut list_mtime = config
+        .allowed_list
+        .as_ref()
+        .and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    let mut cache = DirCache::default();
+    if let Some(dir) = &config.allowed_dir {
+        // Seed the cache so the first periodic scan only reports real changes.
+        let dir = dir.clone();
+        cache = glommio::executor()
+            .spawn_blocking(move || {
+                let mut c = DirCache::default();
+                scan_dir(&dir, &mut c, true);
+                c
+            })
+            .await;
+    }
+    loop {
+        glommio::timer::sleep(Duration::from_secs(config.parse_dir_interval)).await;
+        let cfg = config.clone();
+        let prev = list_mtime;
+        let (set, mtime, c) = glommio::executor()
+            .spawn_blocking(move || {
+                if let Some(list) = &cfg.allowed_list {
+                    let m = std::fs::metadata(list).and_then(|m| m.modified()).ok();
+                    if m == prev {
+                        return (None, m, cache);
+                    }
+                    let set = std::fs::read_to_string(list)
+                        .ok()
+                        .map(|t| parse_list(&t, list));
+                    (set, m, cache)
+                } else {
+                    let dir = cfg.allowed_dir.clone().expect("checked above");
+                    let set = scan_dir(&dir, &mut cache, false);
+                    (set, prev, cache)
+                }
+            })
+            .await;
+        cache = c;
+        list_mtime = mtime;
+        if let Some(set) = set {
+            let set = Arc::new(set);
+            for s in 0..router.shards() {
+                let _ = router
+                    .call(s, ShardReq::SetAllowed(Some(set.clone())))
+                    .await;
+            }
+        }
+    }
+}
+
+/// Every `parse_dir_interval`, reloads allowed_ips / banned_ips if either file's mtime changed,
+/// and sends the new filter to every shard.
+pub async fn ip_lists_loop(router: Rc<Router<ShardReq, ShardResp>>, config: TrackerConfig) {
+    if config.allowed_ips.is_none() && config.banned_ips.is_none() {
+        return;
+    }
+    let stamp = |c: &TrackerConfig| {
+        let m = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        };
+        (m(&c.allowed_ips), m(&c.banned_ips))
+    };
+    let mut last = stamp(&config);
+    loop {
+        glommio::timer::sleep(Duration::from_secs(config.parse_dir_interval)).await;
+        let cfg = config.clone();
+        let (now, filter) = glommio::executor()
+            .spawn_blocking(move || {
+                let now = stamp(&cfg);
+                (
+                    now,
+                    crate::ip_filter::load(cfg.allowed_ips.as_deref(), cfg.banned_ips.as_deref()),
+                )
+            })
+            .await;
+        if now == last {
+            continue;
+        }
+        last = now;
+        let filter = filter.map(Arc::new);
+        for s in 0..router.shards() {
+            let _ = router.call(s, ShardReq::SetIpFilter(filter.clone())).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_skips_bad_lines() {
+        let s = parse_list(
+            &format!("{}\nnot-a-hash\n{}\n", "ab".repeat(20), "0F".repeat(20)),
+            Path::new("x"),
+        );
+        assert_eq!(s.hashes.len(), 2);
+        assert!(s.hashes.contains(&[0xab; 20]));
+        assert!(s.hashes.contains(&[0x0f; 20]));
+    }
+}

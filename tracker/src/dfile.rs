@@ -1,0 +1,474 @@
+//! The dfile: bttrack's persistent state (`reference/seeds-behaviour.md` §2).
+//!
+//! Format: one bencoded dict `{'completed': {ih: n}, 'peers': {ih: {peer_id: peerinfo}}}` (plus
+//! `allowed`/`allowed_list` keys in restricted modes, which we skip on read), peerinfo being
+//! `{ip, port, left, supportcrypto, requirecrypto[, key][, 'given ip'][, nat]}`.
+//!
+//! Reading is lenient where the intended behaviour needs it: the PHP tracker's dialect (no crypto
+//! keys: read as 0) and the old flat format (no `peers` key: the whole dict is the peers map) load.
+//! A file that is not a dfile is never overwritten: [`load`] renames it to `<dfile>.corrupt-<time>`
+//! and reports it. Writing is atomic: temp file in the same directory, fsync, rename, fsync of the
+//! directory, so a crash (even SIGKILL) mid-save leaves the old or the new file, never a mix.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use cyclone_metainfo::bencode::{self, write_bytes, write_int, DecodeOptions, Value};
+
+use crate::client_ip::normalize;
+use crate::request::{InfoHash, PeerId};
+use crate::swarm::Peer;
+use crate::TrackerError;
+
+/// What a dfile holds, grouped by torrent.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DfileState {
+    pub peers: BTreeMap<InfoHash, Vec<Peer>>,
+    pub completed: BTreeMap<InfoHash, u64>,
+    /// Peers skipped at load because their `ip` was not an IP address (hostnames in old files).
+    pub skipped_peers: usize,
+}
+
+/// Why a dfile was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CorruptDfile(pub String);
+
+fn corrupt(m: impl Into<String>) -> CorruptDfile {
+    CorruptDfile(m.into())
+}
+
+/// Encodes a state in bttrack's format (canonical bencode, keys sorted).
+pub fn encode(state: &DfileState) -> Vec<u8> {
+    let mut out =
+        Vec::with_capacity(64 + state.peers.values().map(|v| v.len() * 120).sum::<usize>());
+    out.push(b'd');
+    write_bytes(&mut out, b"completed");
+    out.push(b'd');
+    for (ih, n) in &state.completed {
+        write_bytes(&mut out, ih);
+        write_int(&mut out, (*n).min(i64::MAX as u64) as i64);
+    }
+    out.push(b'e');
+    write_bytes(&mut out, b"peers");
+    out.push(b'd');
+    for (ih, peers) in &state.peers {
+        write_bytes(&mut out, ih);
+        out.push(b'd');
+        let mut sorted: Vec<&Peer> = peers.iter().collect();
+        sorted.sort_by_key(|p| p.id);
+        sorted.dedup_by(|a, b| a.id == b.id);
+        for p in sorted {
+            write_bytes(&mut out, &p.id);
+            out.push(b'd');
+            if let Some(g) = &p.given_ip {
+                write_bytes(&mut out, b"given ip");
+                write_bytes(&mut out, g.as_bytes());
+            }
+            write_bytes(&mut out, b"ip");
+            write_bytes(&mut out, p.ip.to_string().as_bytes());
+            if let Some(k) = &p.key {
+                write_bytes(&mut out, b"key");
+                write_bytes(&mut out, k);
+            }
+            write_bytes(&mut out, b"left");
+            write_int(&mut out, p.left.min(i64::MAX as u64) as i64);
+            if let Some(n) = p.nat {
+                write_bytes(&mut out, b"nat");
+                write_int(&mut out, i64::from(n));
+            }
+            write_bytes(&mut out, b"port");
+            write_int(&mut out, i64::from(p.port));
+            write_bytes(&mut out, b"requirecrypto");
+            write_int(&mut out, i64::from(p.requirecrypto));
+            write_bytes(&mut out, b"supportcrypto");
+            write_int(&mut out, i64::from(p.supportcrypto));
+            out.push(b'e');
+        }
+        out.push(b'e');
+    }
+    out.push(b'e');
+    out.push(b'e');
+    out
+}
+
+fn hash_key(k: &[u8], what: &str) -> Result<[u8; 20], CorruptDfile> {
+    k.try_into()
+        .map_err(|_| corrupt(format!("{what} key of {} bytes, expected 20", k.len())))
+}
+
+fn int_field(d: &Value<'_>, key: &str, required: bool) -> Result<Option<i64>, CorruptDfile> {
+    match d.get(key.as_bytes()) {
+        None if required => Err(corrupt(format!("peer without `{key}`"))),
+        None => Ok(None),
+        Some(v) => v.as_int().map(Some).ok_or_else(|| {
+            corrupt(format!(
+                "`{key}` is a {}, expected an integer",
+                v.type_name()
+            ))
+        }),
+    }
+}
+
+fn str_field<'a>(d: &Value<'a>, key: &str) -> Result<Option<&'a [u8]>, CorruptDfile> {
+    match d.get(key.as_bytes()) {
+        None => Ok(None),
+        Some(v) => v
+            .as_bytes()
+            .map(Some)
+            .ok_or_else(|| corrupt(format!("`{key}` is a {}, expected a string", v.type_name()))),
+    }
+}
+
+/// Decodes a dfile. `use_given_ip`: list loaded peers under their `given ip` (when overrides are
+/// allowed; bttrack 0.3.18 meant to but read the wrong key).
+pub fn decode(bytes: &[u8], use_given_ip: bool) -> Result<DfileState, CorruptDfile> {
+    let top = bencode::decode_with(bytes, &DecodeOptions::lenient())
+        .map_err(|e| corrupt(format!("not bencoded: {e}")))?;
+    if top.as_dict().is_none() {
+        return Err(corrupt(format!(
+            "top level is a {}, expected a dict",
+            top.type_name()
+        )));
+    }
+    let peers_v = match top.get(b"peers") {
+        Some(p) => p,
+        // Old flat format: {infohash: {peerid: info}}.
+        None => &top,
+    };
+    let mut state = DfileState::default();
+    let peers = peers_v.as_dict().ok_or_else(|| {
+        corrupt(format!(
+            "`peers` is a {}, expected a dict",
+            peers_v.type_name()
+        ))
+    })?;
+    for (ih, swarm) in peers {
+        let ih = hash_key(ih, "info-hash")?;
+        let swarm = swarm
+            .as_dict()
+            .ok_or_else(|| corrupt("a torrent's peers are not a dict"))?;
+        let mut list = Vec::with_capacity(swarm.len());
+        for (pid, info) in swarm {
+            let id: PeerId = hash_key(pid, "peer id")?;
+            if info.as_dict().is_none() {
+                return Err(corrupt("peer info is not a dict"));
+            }
+            let ip_s = str_field(info, "ip")?.ok_or_else(|| corrupt("peer without `ip`"))?;
+            let port = int_field(info, "port", true)?.unwrap_or(0);
+            let left = int_field(info, "left", true)?.unwrap_or(0);
+            if !(0..=65535).contains(&port) {
+                return Err(corrupt(format!("port {port} out of range")));
+            }
+            if left < 0 {
+                return Err(corrupt(format!("negative left {left}")));
+            }
+            // The PHP tracker's generateDFile.php omits both: intended behaviour is 0.
+            let supportcrypto = int_field(info, "supportcrypto", false)?.unwrap_or(0) != 0;
+            let requirecrypto = int_field(info, "requirecrypto", false)?.unwrap_or(0) != 0;
+            let key = str_field(info, "key")?.map(|k| k.to_vec());
+            let given_ip =
+                str_field(info, "given ip")?.map(|g| String::from_utf8_lossy(g).into_owned());
+            let nat = match int_field(info, "nat", false)? {
+                None => None,
+                Some(n) if n < 0 => return Err(corrupt(format!("negative nat {n}"))),
+                Some(n) => Some(n.min(i64::from(u32::MAX)) as u32),
+            };
+            let conn_ip = std::str::from_utf8(ip_s)
+                .ok()
+                .and_then(|s| s.parse::<IpAddr>().ok());
+            let given = given_ip.as_deref().and_then(|g| g.parse::<IpAddr>().ok());
+            let ip = match (use_given_ip, given, conn_ip) {
+                (true, Some(g), _) => normalize(g),
+                (_, _, Some(c)) => normalize(c),
+                _ => {
+                    state.skipped_peers += 1;
+                    continue;
+                }
+            };
+            list.push(Peer {
+                id,
+                ip,
+                port: port as u16,
+                left: left as u64,
+                key,
+                given_ip,
+                supportcrypto: supportcrypto || requirecrypto,
+                requirecrypto,
+                nat,
+                last_seen: 0,
+            });
+        }
+        state.peers.insert(ih, list);
+    }
+    if peers_v.raw().as_ptr() != top.raw().as_ptr() {
+        if let Some(c) = top.get(b"completed") {
+            let c = c.as_dict().ok_or_else(|| {
+                corrupt(format!(
+                    "`completed` is a {}, expected a dict",
+                    c.type_name()
+                ))
+            })?;
+            for (ih, n) in c {
+                let ih = hash_key(ih, "completed info-hash")?;
+                let n = n
+                    .as_int()
+                    .ok_or_else(|| corrupt("a completed count is not an integer"))?;
+                state.completed.insert(ih, n.max(0) as u64);
+            }
+        }
+    }
+    Ok(state)
+}
+
+/// Outcome of [`load`].
+#[derive(Debug)]
+pub enum Loaded {
+    /// No dfile yet: start empty.
+    Missing,
+    Ok(DfileState),
+    /// The file was not a dfile; it was renamed to `set_aside` and the tracker starts empty.
+    Corrupt {
+        reason: String,
+        set_aside: PathBuf,
+    },
+}
+
+/// Reads `path`. A corrupt file is renamed aside (never silently overwritten).
+pub fn load(path: &Path, use_given_ip: bool) -> Result<Loaded, TrackerError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::Missing),
+        Err(e) => {
+            return Err(TrackerError::io(
+                format!("reading dfile {}", path.display()),
+                e,
+            ))
+        }
+    };
+    if bytes.is_empty() {
+        return Ok(Loaded::Missing);
+    }
+    match decode(&bytes, use_given_ip) {
+        Ok(s) => Ok(Loaded::Ok(s)),
+        Err(CorruptDfile(reason)) => {
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let mut aside = path.as_os_str().to_owned();
+            aside.push(format!(".corrupt-{stamp}"));
+            let aside = PathBuf::from(aside);
+            std::fs::rename(path, &aside).map_err(|e| {
+                TrackerError::io(
+                    format!(
+                        "dfile {} is corrupt ({reason}) and could not be set aside",
+                        path.display()
+                    ),
+                    e,
+                )
+            })?;
+            Ok(Loaded::Corrupt {
+                reason,
+                set_aside: aside,
+            })
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically: `<path>.tmp` in the same directory, fsync, rename over
+/// `path`, fsync the directory. Blocking: call it from a blocking thread, not an executor.
+pub fn save_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrackerError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp_name = path.file_name().unwrap_or_default().to_owned();
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let ctx = |what: &str| format!("{what} {}", tmp.display());
+    let mut f = std::fs::File::create(&tmp).map_err(|e| TrackerError::io(ctx("creating"), e))?;
+    f.write_all(bytes)
+        .map_err(|e| TrackerError::io(ctx("writing"), e))?;
+    f.sync_all()
+        .map_err(|e| TrackerError::io(ctx("fsync of"), e))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        TrackerError::io(
+            format!("renaming {} to {}", tmp.display(), path.display()),
+            e,
+        )
+    })?;
+    if let Ok(d) = std::fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Groups loaded peers by the shard owning their torrent.
+pub fn split_by_shard(state: DfileState, shards: usize) -> Vec<DfileState> {
+    let mut out: Vec<DfileState> = (0..shards).map(|_| DfileState::default()).collect();
+    for (ih, peers) in state.peers {
+        out[cyclone_shard::shard_for_key(&ih, shards)]
+            .peers
+            .insert(ih, peers);
+    }
+    for (ih, n) in state.completed {
+        out[cyclone_shard::shard_for_key(&ih, shards)]
+            .completed
+            .insert(ih, n);
+    }
+    out
+}
+
+/// Merges per-shard snapshots into one state.
+pub fn merge(parts: Vec<DfileState>) -> DfileState {
+    let mut out = DfileState::default();
+    for p in parts {
+        out.peers.extend(p.peers);
+        out.completed.extend(p.completed);
+    }
+    out
+}
+
+/// Unused-key-tolerant helper for tests and tools: counts peers per torrent.
+pub fn peer_counts(state: &DfileState) -> HashMap<InfoHash, usize> {
+    state.peers.iter().map(|(k, v)| (*k, v.len())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(id: u8, left: u64) -> Peer {
+        Peer {
+            id: [id; 20],
+            ip: "127.0.0.1".parse().unwrap(),
+            port: 6881,
+            left,
+            key: Some(b"k".to_vec()),
+            given_ip: Some("10.0.0.1".to_string()),
+            supportcrypto: true,
+            requirecrypto: false,
+            nat: Some(0),
+            last_seen: 0,
+        }
+    }
+
+    #[test]
+    fn round_trips_bttrack_format() {
+        let mut s = DfileState::default();
+        s.peers.insert([1; 20], vec![peer(2, 0), peer(1, 5)]);
+        s.completed.insert([1; 20], 3);
+        s.completed.insert([9; 20], 1);
+        let bytes = encode(&s);
+        // Canonical: the strict decoder accepts it.
+        bencode::decode(&bytes).unwrap();
+        let back = decode(&bytes, false).unwrap();
+        assert_eq!(back.completed, s.completed);
+        let mut ps = back.peers[&[1; 20]].clone();
+        ps.sort_by_key(|p| p.id);
+        assert_eq!(ps, vec![peer(1, 5), peer(2, 0)]);
+    }
+
+    #[test]
+    fn reads_a_bttrack_written_file() {
+        // Bytes as BitTornado 0.3.18's bencode writes its state.
+        let ih = [0xab; 20];
+        let pid = *b"-BT0318-abcdefghijkl";
+        let mut f = b"d9:completedd20:".to_vec();
+        f.extend_from_slice(&ih);
+        f.extend_from_slice(b"i2ee5:peersd20:");
+        f.extend_from_slice(&ih);
+        f.extend_from_slice(b"d20:");
+        f.extend_from_slice(&pid);
+        f.extend_from_slice(b"d8:given ip8:10.0.0.92:ip9:127.0.0.13:key4:abcd4:lefti0e3:nati0e4:porti6881e13:requirecryptoi0e13:supportcryptoi1eeeee");
+        let s = decode(&f, true).unwrap();
+        assert_eq!(s.completed[&ih], 2);
+        let p = &s.peers[&ih][0];
+        assert_eq!(p.id, pid);
+        assert_eq!(
+            p.ip,
+            "10.0.0.9".parse::<IpAddr>().unwrap(),
+            "given ip is used when overrides are allowed"
+        );
+        assert_eq!(p.nat, Some(0));
+        assert!(p.supportcrypto && !p.requirecrypto);
+        assert_eq!(
+            decode(&f, false).unwrap().peers[&ih][0].ip,
+            "127.0.0.1".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn reads_the_php_dialect_and_the_flat_format() {
+        let ih = [0x11; 20];
+        let pid = [0x22; 20];
+        let mut php = b"d9:completedd20:".to_vec();
+        php.extend_from_slice(&ih);
+        php.extend_from_slice(b"i4ee5:peersd20:");
+        php.extend_from_slice(&ih);
+        php.extend_from_slice(b"d20:");
+        php.extend_from_slice(&pid);
+        php.extend_from_slice(b"d2:ip9:127.0.0.24:lefti100e4:porti7000eeeee");
+        let s = decode(&php, false).unwrap();
+        let p = &s.peers[&ih][0];
+        assert!(!p.supportcrypto && !p.requirecrypto);
+        assert_eq!((p.port, p.left, p.nat), (7000, 100, None));
+        assert_eq!(s.completed[&ih], 4);
+        // PHP's empty-map quirk: `de` everywhere.
+        assert_eq!(
+            decode(b"d9:completedde5:peersdee", false).unwrap(),
+            DfileState::default()
+        );
+        // Old flat format.
+        let mut flat = b"d20:".to_vec();
+        flat.extend_from_slice(&ih);
+        flat.extend_from_slice(b"d20:");
+        flat.extend_from_slice(&pid);
+        flat.extend_from_slice(b"d2:ip9:127.0.0.24:lefti0e4:porti1eeee");
+        assert_eq!(decode(&flat, false).unwrap().peers[&ih].len(), 1);
+    }
+
+    #[test]
+    fn rejects_corrupt_files() {
+        for bad in [
+            &b"garbage"[..],
+            b"i1e",
+            b"d5:peersi1ee",
+            b"d5:peersd3:abcdeee",
+            b"d5:peersdee9:completedi3ee",
+        ] {
+            assert!(
+                decode(bad, false).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn corrupt_file_is_set_aside_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dstate");
+        std::fs::write(&path, b"not a dfile").unwrap();
+        match load(&path, false).unwrap() {
+            Loaded::Corrupt { set_aside, .. } => {
+                assert_eq!(std::fs::read(&set_aside).unwrap(), b"not a dfile");
+                assert!(!path.exists());
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        assert!(matches!(load(&path, false).unwrap(), Loaded::Missing));
+        save_atomic(&path, b"d9:completedde5:peersdee").unwrap();
+        assert!(matches!(load(&path, false).unwrap(), Loaded::Ok(_)));
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+}

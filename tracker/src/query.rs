@@ -1,0 +1,90 @@
+//! Query-string splitting and percent-decoding (pure, allocation-light, fuzzable).
+
+/// Most parameters read from one query string; more is an error (bounds work per request).
+pub const MAX_PARAMS: usize = 64;
+
+/// Percent-decodes `s`, turning `+` into a space as Python's `unquote_plus` does. Malformed escapes
+/// are kept literally (Python's behaviour). Returns `None` only if the result would exceed `max`.
+pub fn percent_decode(s: &[u8], max: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len().min(max));
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i];
+        let decoded = if b == b'%' && i + 2 < s.len() {
+            match (hex(s[i + 1]), hex(s[i + 2])) {
+                (Some(h), Some(l)) => {
+                    i += 3;
+                    h << 4 | l
+                }
+                _ => {
+                    i += 1;
+                    b
+                }
+            }
+        } else if b == b'+' {
+            i += 1;
+            b' '
+        } else {
+            i += 1;
+            b
+        };
+        if out.len() == max {
+            return None;
+        }
+        out.push(decoded);
+    }
+    Some(out)
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// A `name=value` pair, both still percent-encoded.
+pub type RawPair<'a> = (&'a [u8], &'a [u8]);
+
+/// The raw (still encoded) `name=value` pairs of a query, in order. A piece without `=` has an
+/// empty value. Fails when there are more than [`MAX_PARAMS`] pieces.
+pub fn split_query(query: &[u8]) -> Result<Vec<RawPair<'_>>, &'static str> {
+    let mut out = Vec::new();
+    for piece in query.split(|&b| b == b'&') {
+        if piece.is_empty() {
+            continue;
+        }
+        if out.len() == MAX_PARAMS {
+            return Err("too many parameters");
+        }
+        match piece.iter().position(|&b| b == b'=') {
+            Some(i) => out.push((&piece[..i], &piece[i + 1..])),
+            None => out.push((piece, &[][..])),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_like_unquote_plus() {
+        assert_eq!(percent_decode(b"a%20b+c", 100).unwrap(), b"a b c");
+        assert_eq!(percent_decode(b"%zz%4", 100).unwrap(), b"%zz%4");
+        assert_eq!(percent_decode(b"%ff%00", 100).unwrap(), vec![0xff, 0]);
+        assert_eq!(percent_decode(b"abc", 2), None);
+        assert_eq!(percent_decode(b"%41", 1).unwrap(), b"A");
+    }
+
+    #[test]
+    fn splits() {
+        let q = split_query(b"a=1&&b=&c").unwrap();
+        assert_eq!(q, vec![(&b"a"[..], &b"1"[..]), (b"b", b""), (b"c", b"")]);
+        let many = "x=1&".repeat(MAX_PARAMS + 1);
+        assert!(split_query(many.as_bytes()).is_err());
+    }
+}

@@ -1,0 +1,336 @@
+//! Announce and scrape request parsing: bytes in, a typed request or a typed error out. Pure (no
+//! I/O, no clock, no state), so it can be fuzzed; the error carries bttrack's HTTP status and text.
+
+use std::borrow::Cow;
+
+use crate::query::{percent_decode, split_query};
+
+/// 20 raw bytes.
+pub type InfoHash = [u8; 20];
+/// 20 raw bytes.
+pub type PeerId = [u8; 20];
+
+/// Longest value kept for free-form parameters (`key`, `ip`, `trackerid`...).
+const MAX_VALUE: usize = 256;
+
+/// The `event` parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    None,
+    Started,
+    Completed,
+    Stopped,
+    /// BitTornado's "look, don't touch": the announce returns peers but records nothing.
+    Snooped,
+}
+
+/// A parsed announce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnounceRequest {
+    pub info_hash: InfoHash,
+    pub peer_id: PeerId,
+    /// `cryptoport` if given, else `port`.
+    pub port: u16,
+    pub uploaded: u64,
+    pub downloaded: u64,
+    pub left: u64,
+    pub event: Event,
+    pub compact: bool,
+    pub no_peer_id: bool,
+    pub numwant: Option<usize>,
+    pub key: Option<Vec<u8>>,
+    /// The `ip` parameter (the client's claim; used only if the config allows it).
+    pub ip: Option<String>,
+    pub supportcrypto: bool,
+    pub requirecrypto: bool,
+    /// `trackerid` (accepted and ignored, like bttrack).
+    pub trackerid: Option<Vec<u8>>,
+    /// The `tracker` parameter: a tracker-to-tracker poll.
+    pub tracker: bool,
+}
+
+/// A parsed scrape: `None` = full scrape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScrapeRequest {
+    pub info_hashes: Option<Vec<InfoHash>>,
+}
+
+/// Most info-hashes in one scrape (bounds the work per request).
+pub const MAX_SCRAPE_HASHES: usize = 64;
+
+/// How an error is shown to the client (bttrack's rules, §3.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestError {
+    /// 400, text/plain, `you sent me garbage - <msg>` (not bencoded).
+    Garbage(String),
+    /// 400, `your client is outdated, please upgrade` (non-compact while compact_reqd).
+    Outdated,
+    /// 400 `Not Authorized`, bencoded failure reason (IP bans, scrape not allowed).
+    NotAuthorized400(String),
+    /// 200 `Not Authorized`, bencoded failure reason (torrent not allowed).
+    NotAuthorized200(String),
+}
+
+impl std::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestError::Garbage(m) => write!(f, "you sent me garbage - {m}"),
+            RequestError::Outdated => write!(f, "your client is outdated, please upgrade"),
+            RequestError::NotAuthorized400(m) | RequestError::NotAuthorized200(m) => {
+                write!(f, "{m}")
+            }
+        }
+    }
+}
+
+fn garbage(m: impl Into<String>) -> RequestError {
+    RequestError::Garbage(m.into())
+}
+
+/// The query's pairs, still encoded; names and values are decoded on lookup, and only when they
+/// contain an escape (most do not), so a typical announce allocates just for `info_hash`/`peer_id`.
+struct Params<'q> {
+    pairs: Vec<crate::query::RawPair<'q>>,
+}
+
+/// Decodes `v` if it needs it, else borrows it.
+fn decoded(v: &[u8], max: usize) -> Result<Cow<'_, [u8]>, RequestError> {
+    if v.iter().any(|&b| b == b'%' || b == b'+') {
+        percent_decode(v, max)
+            .map(Cow::Owned)
+            .ok_or_else(|| garbage("parameter too long"))
+    } else if v.len() > max {
+        Err(garbage("parameter too long"))
+    } else {
+        Ok(Cow::Borrowed(v))
+    }
+}
+
+impl<'q> Params<'q> {
+    fn parse(query: &'q [u8]) -> Result<Params<'q>, RequestError> {
+        let pairs = split_query(query).map_err(garbage)?;
+        for (n, v) in &pairs {
+            decoded(n, 64)?;
+            decoded(v, MAX_VALUE)?;
+        }
+        Ok(Params { pairs })
+    }
+
+    fn name_is(raw: &[u8], name: &str) -> bool {
+        match decoded(raw, 64) {
+            Ok(n) => *n == *name.as_bytes(),
+            Err(_) => false,
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<Cow<'q, [u8]>> {
+        self.pairs
+            .iter()
+            .find(|(n, _)| Self::name_is(n, name))
+            .and_then(|(_, v)| decoded(v, MAX_VALUE).ok())
+    }
+
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = Cow<'q, [u8]>> + 'a {
+        self.pairs
+            .iter()
+            .filter(move |(n, _)| Self::name_is(n, name))
+            .filter_map(|(_, v)| decoded(v, MAX_VALUE).ok())
+    }
+
+    /// An integer parameter; `what` is bttrack's error text.
+    fn int(&self, name: &str, what: &str) -> Result<Option<i64>, RequestError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => std::str::from_utf8(&v)
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .map(Some)
+                .ok_or_else(|| garbage(what)),
+        }
+    }
+
+    /// A flag: present with a non-zero integer value (master's `int()`; 0.3.18's "any non-empty
+    /// string" made `compact=0` mean compact, a bug). A non-numeric non-empty value counts as true.
+    fn flag(&self, name: &str) -> bool {
+        match self.get(name) {
+            None => false,
+            Some(v) => match std::str::from_utf8(&v)
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+            {
+                Some(n) => n != 0,
+                None => !v.is_empty(),
+            },
+        }
+    }
+}
+
+fn hash20(v: &[u8], what: &str) -> Result<[u8; 20], RequestError> {
+    v.try_into()
+        .map_err(|_| garbage(format!("{what} not of length 20")))
+}
+
+/// Parses an announce query string (the part after `?`).
+pub fn parse_announce(query: &[u8]) -> Result<AnnounceRequest, RequestError> {
+    let p = Params::parse(query)?;
+    let info_hash = match p.get("info_hash") {
+        None => return Err(garbage("no info hash")),
+        Some(v) => hash20(&v, "info hash")?,
+    };
+    let peer_id = match p.get("peer_id") {
+        Some(v) if v.len() == 20 => hash20(&v, "id")?,
+        _ => return Err(garbage("id not of length 20")),
+    };
+    let event = match p.get("event").as_deref() {
+        None | Some(b"") => Event::None,
+        Some(b"started") => Event::Started,
+        Some(b"completed") => Event::Completed,
+        Some(b"stopped") => Event::Stopped,
+        Some(b"snooped") => Event::Snooped,
+        Some(_) => return Err(garbage("invalid event")),
+    };
+    let port = match p.int("cryptoport", "invalid port")? {
+        Some(v) => v,
+        None => p
+            .int("port", "invalid port")?
+            .ok_or_else(|| garbage("invalid port"))?,
+    };
+    if !(0..=65535).contains(&port) {
+        return Err(garbage("invalid port"));
+    }
+    let left = p
+        .int("left", "invalid amount left")?
+        .ok_or_else(|| garbage("invalid amount left"))?;
+    if left < 0 {
+        return Err(garbage("invalid amount left"));
+    }
+    let uploaded = p.int("uploaded", "invalid amount uploaded")?.unwrap_or(0);
+    let downloaded = p
+        .int("downloaded", "invalid amount downloaded")?
+        .unwrap_or(0);
+    if uploaded < 0 || downloaded < 0 {
+        return Err(garbage("invalid amount uploaded or downloaded"));
+    }
+    let numwant = match p.int("numwant", "invalid numwant")? {
+        None => None,
+        Some(n) if n < 0 => return Err(garbage("invalid numwant")),
+        Some(n) => Some(n.min(1 << 20) as usize),
+    };
+    let ip = match p.get("ip").as_deref() {
+        None | Some(b"") => None,
+        Some(v) => Some(String::from_utf8(v.to_vec()).map_err(|_| garbage("invalid ip"))?),
+    };
+    Ok(AnnounceRequest {
+        info_hash,
+        peer_id,
+        port: port as u16,
+        uploaded: uploaded as u64,
+        downloaded: downloaded as u64,
+        left: left as u64,
+        event,
+        compact: p.flag("compact"),
+        no_peer_id: p.flag("no_peer_id"),
+        numwant,
+        key: p.get("key").map(|v| v.to_vec()),
+        ip,
+        supportcrypto: p.flag("supportcrypto"),
+        requirecrypto: p.flag("requirecrypto"),
+        trackerid: p.get("trackerid").map(|v| v.to_vec()),
+        tracker: p.get("tracker").is_some(),
+    })
+}
+
+/// Parses a scrape query string. Every `info_hash` is used (bttrack); PHP's `info_hash[]` too.
+pub fn parse_scrape(query: &[u8]) -> Result<ScrapeRequest, RequestError> {
+    let p = Params::parse(query)?;
+    let mut hashes = Vec::new();
+    for v in p.all("info_hash").chain(p.all("info_hash[]")) {
+        if hashes.len() == MAX_SCRAPE_HASHES {
+            return Err(garbage(format!(
+                "more than {MAX_SCRAPE_HASHES} info hashes"
+            )));
+        }
+        hashes.push(hash20(&v, "info hash")?);
+    }
+    Ok(ScrapeRequest {
+        info_hashes: if hashes.is_empty() {
+            None
+        } else {
+            Some(hashes)
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IH: &str = "%01%02%03%04%05%06%07%08%09%0a%0b%0c%0d%0e%0f%10%11%12%13%14";
+
+    fn q(extra: &str) -> String {
+        format!("info_hash={IH}&peer_id=-XX0001-abcdefghijkl&port=6881&left=5{extra}")
+    }
+
+    #[test]
+    fn parses_every_bttrack_parameter() {
+        let r = parse_announce(
+            q("&uploaded=1&downloaded=2&event=started&compact=1&no_peer_id=1&numwant=7&key=k&ip=10.0.0.1&supportcrypto=1&requirecrypto=1&cryptoport=7000&trackerid=t")
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(r.info_hash[0], 1);
+        assert_eq!(r.info_hash[19], 0x14);
+        assert_eq!(&r.peer_id, b"-XX0001-abcdefghijkl");
+        assert_eq!(r.port, 7000);
+        assert_eq!((r.uploaded, r.downloaded, r.left), (1, 2, 5));
+        assert_eq!(r.event, Event::Started);
+        assert!(r.compact && r.no_peer_id && r.supportcrypto && r.requirecrypto);
+        assert_eq!(r.numwant, Some(7));
+        assert_eq!(r.key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(r.ip.as_deref(), Some("10.0.0.1"));
+        assert_eq!(r.trackerid.as_deref(), Some(&b"t"[..]));
+        let snooped = parse_announce(q("&event=snooped").as_bytes()).unwrap();
+        assert_eq!(snooped.event, Event::Snooped);
+    }
+
+    #[test]
+    fn compact_zero_is_not_compact() {
+        assert!(!parse_announce(q("&compact=0").as_bytes()).unwrap().compact);
+        assert!(parse_announce(q("&compact=1").as_bytes()).unwrap().compact);
+    }
+
+    #[test]
+    fn bttrack_error_texts() {
+        let e = |s: &str| parse_announce(s.as_bytes()).unwrap_err().to_string();
+        assert_eq!(e("peer_id=x"), "you sent me garbage - no info hash");
+        assert_eq!(
+            e(&format!("info_hash={IH}&peer_id=short&port=1&left=0")),
+            "you sent me garbage - id not of length 20"
+        );
+        assert_eq!(e(&q("&event=bogus")), "you sent me garbage - invalid event");
+        assert_eq!(
+            e(&q("&port=70000").replace("port=6881&", "")),
+            "you sent me garbage - invalid port"
+        );
+        assert_eq!(
+            e(&q("").replace("left=5", "left=x")),
+            "you sent me garbage - invalid amount left"
+        );
+        assert_eq!(
+            e(&q("").replace("left=5", "left=-1")),
+            "you sent me garbage - invalid amount left"
+        );
+        assert_eq!(
+            e("info_hash=abc&peer_id=-XX0001-abcdefghijkl"),
+            "you sent me garbage - info hash not of length 20"
+        );
+    }
+
+    #[test]
+    fn scrape_takes_every_hash() {
+        let s = parse_scrape(format!("info_hash={IH}&info_hash={IH}").as_bytes()).unwrap();
+        assert_eq!(s.info_hashes.unwrap().len(), 2);
+        assert_eq!(parse_scrape(b"").unwrap().info_hashes, None);
+        assert!(parse_scrape(b"info_hash=short").is_err());
+    }
+}

@@ -1,0 +1,795 @@
+//! Swarm state of one shard: the torrents whose info-hash maps to this shard, their peers and
+//! completion counts. Only the owning shard's executor touches a `ShardState` (invariant); other
+//! shards send it requests through the mesh.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use cyclone_metainfo::bencode::{write_bytes, write_int};
+
+use crate::fast_hash::FastMap;
+use crate::request::{AnnounceRequest, Event, InfoHash, PeerId, RequestError};
+
+/// `nat` value of a peer that announced port 0: never listed (bttrack's `2**30`).
+pub const NAT_PORT_ZERO: u32 = 1 << 30;
+
+/// Most peers one torrent may hold (bounds memory per swarm; further new peers are refused).
+pub const MAX_PEERS_PER_SWARM: usize = 1 << 20;
+
+/// One peer of a swarm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub id: PeerId,
+    /// The address other peers get: the connection IP, or the allowed override.
+    pub ip: IpAddr,
+    pub port: u16,
+    pub left: u64,
+    pub key: Option<Vec<u8>>,
+    /// The `ip` parameter as the client sent it (persisted as `given ip`).
+    pub given_ip: Option<String>,
+    pub supportcrypto: bool,
+    pub requirecrypto: bool,
+    /// `None` = NAT check pending, `Some(0)` = reachable, `Some(n)` = n failed checks.
+    pub nat: Option<u32>,
+    /// Tracker clock (seconds) of the last accepted announce; 0 for peers loaded from the dfile.
+    pub last_seen: u64,
+}
+
+impl Peer {
+    fn listable(&self) -> bool {
+        self.nat == Some(0) && self.port != 0
+    }
+}
+
+/// One torrent's peers. Peers live in a `Vec` (random windows for selection, O(1) swap-remove)
+/// indexed by peer id.
+#[derive(Debug, Default, Clone)]
+pub struct Swarm {
+    peers: Vec<Peer>,
+    index: FastMap<PeerId, usize>,
+    seeds: usize,
+}
+
+impl Swarm {
+    pub fn peers(&self) -> &[Peer] {
+        &self.peers
+    }
+
+    pub fn seeds(&self) -> usize {
+        self.seeds
+    }
+
+    pub fn leechers(&self) -> usize {
+        self.peers.len() - self.seeds
+    }
+
+    /// Adds or replaces a peer (used by the dfile loader and announces).
+    pub fn insert(&mut self, peer: Peer) {
+        if let Some(&i) = self.index.get(&peer.id) {
+            if self.peers[i].left == 0 {
+                self.seeds -= 1;
+            }
+            if peer.left == 0 {
+                self.seeds += 1;
+            }
+            self.peers[i] = peer;
+            return;
+        }
+        if peer.left == 0 {
+            self.seeds += 1;
+        }
+        self.index.insert(peer.id, self.peers.len());
+        self.peers.push(peer);
+    }
+
+    fn remove(&mut self, id: &PeerId) -> Option<Peer> {
+        let i = self.index.remove(id)?;
+        let p = self.peers.swap_remove(i);
+        if i < self.peers.len() {
+            let moved = self.peers[i].id;
+            self.index.insert(moved, i);
+        }
+        if p.left == 0 {
+            self.seeds -= 1;
+        }
+        Some(p)
+    }
+
+    fn set_left(&mut self, i: usize, left: u64) {
+        let was_seed = self.peers[i].left == 0;
+        self.peers[i].left = left;
+        match (was_seed, left == 0) {
+            (false, true) => self.seeds += 1,
+            (true, false) => self.seeds -= 1,
+            _ => {}
+        }
+    }
+}
+
+/// Settings a shard needs for swarm work (a slice of `TrackerConfig`).
+#[derive(Debug, Clone)]
+pub struct SwarmConfig {
+    pub response_size: usize,
+    pub reannounce_interval: u64,
+    pub min_interval: u64,
+    pub multitracker_reannounce_interval: u64,
+    pub nat_check: u32,
+    pub keep_dead: bool,
+}
+
+/// The set of torrents this tracker serves, when restricted (allowed_dir / allowed_list).
+#[derive(Debug, Clone, Default)]
+pub struct AllowedSet {
+    pub hashes: HashSet<InfoHash>,
+    /// Torrent names (from allowed_dir), for scrape and the info page.
+    pub names: HashMap<InfoHash, String>,
+    /// Total sizes (from allowed_dir), for the info page.
+    pub sizes: HashMap<InfoHash, u64>,
+    /// The .torrent file (full path, file name) per hash (from allowed_dir), for `/file`.
+    pub files: HashMap<InfoHash, (std::path::PathBuf, String)>,
+}
+
+/// An announce as the owning shard receives it: the parsed request plus what the front shard
+/// learnt from the connection.
+#[derive(Debug, Clone)]
+pub struct AnnounceWork {
+    pub req: AnnounceRequest,
+    /// The connection's IP (IPv4-mapped addresses already converted).
+    pub conn_ip: IpAddr,
+    /// The IP to list this peer under (after any allowed override).
+    pub listed_ip: IpAddr,
+    /// Whether `listed_ip` is an intranet address (skips NAT checking).
+    pub local: bool,
+    /// Tracker clock, seconds.
+    pub now: u64,
+}
+
+/// Counts for scrape and the info page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SwarmCounts {
+    pub complete: u64,
+    pub incomplete: u64,
+    pub downloaded: u64,
+}
+
+/// One shard's torrents.
+#[derive(Debug)]
+pub struct ShardState {
+    pub config: SwarmConfig,
+    pub swarms: FastMap<InfoHash, Swarm>,
+    /// Completions per torrent; kept when a dead swarm is dropped (bttrack's `completed`).
+    pub completed: HashMap<InfoHash, u64>,
+    pub allowed: Option<Arc<AllowedSet>>,
+    /// allowed_ips / banned_ips, as last loaded (read by this shard's HTTP front).
+    pub ip_filter: Option<Arc<crate::ip_filter::IpFilter>>,
+    /// Clock of the previous expiry sweep.
+    pub prev_sweep: u64,
+    /// NAT checks queued by announces, drained by the server.
+    nat_queue: Vec<NatJob>,
+    /// Peers with a NAT check in flight.
+    nat_in_flight: HashSet<(InfoHash, PeerId)>,
+}
+
+impl ShardState {
+    pub fn new(config: SwarmConfig, now: u64) -> Self {
+        ShardState {
+            config,
+            swarms: FastMap::default(),
+            completed: HashMap::new(),
+            allowed: None,
+            ip_filter: None,
+            prev_sweep: now,
+            nat_queue: Vec::new(),
+            nat_in_flight: HashSet::new(),
+        }
+    }
+
+    fn is_allowed(&self, ih: &InfoHash) -> bool {
+        self.allowed.as_ref().is_none_or(|a| a.hashes.contains(ih))
+    }
+
+    /// Handles one announce and returns the bencoded response body.
+    pub fn announce(&mut self, work: &AnnounceWork) -> Result<Vec<u8>, RequestError> {
+        let req = &work.req;
+        if !self.is_allowed(&req.info_hash) {
+            return Err(RequestError::NotAuthorized200(
+                "Requested download is not authorized for use with this tracker.".to_string(),
+            ));
+        }
+        let rsize = req.numwant.map_or(self.config.response_size, |n| {
+            n.min(self.config.response_size)
+        });
+        let nat_check = self.config.nat_check;
+        let swarm = self.swarms.entry(req.info_hash).or_default();
+        let known = swarm.index.get(&req.peer_id).copied();
+        let mut completed_delta: i64 = 0;
+        match (req.event, known) {
+            (Event::Snooped, _) => {}
+            (Event::Stopped, Some(i)) => {
+                if authenticated(&swarm.peers[i], req, work.conn_ip) {
+                    // left >0 -> 0 counts as a completion whatever the event (bttrack's rule),
+                    // including a client that stops right after finishing (aria2c --seed-time=0).
+                    if swarm.peers[i].left > 0 && req.left == 0 {
+                        completed_delta += 1;
+                    }
+                    swarm.remove(&req.peer_id);
+                }
+            }
+            (Event::Stopped, None) => {}
+            (_, None) => {
+                if swarm.peers.len() < MAX_PEERS_PER_SWARM {
+                    let nat = if req.port == 0 {
+                        Some(NAT_PORT_ZERO)
+                    } else if work.local || nat_check == 0 {
+                        Some(0)
+                    } else {
+                        None
+                    };
+                    if req.event == Event::Completed {
+                        completed_delta += 1;
+                    }
+                    swarm.insert(Peer {
+                        id: req.peer_id,
+                        ip: work.listed_ip,
+                        port: req.port,
+                        left: req.left,
+                        key: req.key.clone(),
+                        given_ip: req.ip.clone(),
+                        supportcrypto: req.supportcrypto || req.requirecrypto,
+                        requirecrypto: req.requirecrypto,
+                        nat,
+                        last_seen: work.now,
+                    });
+                }
+            }
+            (_, Some(i)) => {
+                if authenticated(&swarm.peers[i], req, work.conn_ip) {
+                    let was_left = swarm.peers[i].left;
+                    if was_left > 0 && req.left == 0 {
+                        completed_delta += 1;
+                    } else if was_left == 0 && req.left > 0 {
+                        completed_delta -= 1;
+                    }
+                    swarm.set_left(i, req.left);
+                    let p = &mut swarm.peers[i];
+                    p.last_seen = work.now;
+                    if p.ip != work.listed_ip || p.port != req.port || p.given_ip != req.ip {
+                        p.ip = work.listed_ip;
+                        p.port = req.port;
+                        p.given_ip = req.ip.clone();
+                        p.nat = if req.port == 0 {
+                            Some(NAT_PORT_ZERO)
+                        } else if work.local || nat_check == 0 {
+                            Some(0)
+                        } else {
+                            None
+                        };
+                    } else if p.nat.is_none() && (work.local || nat_check == 0) && req.port != 0 {
+                        // Loaded from a dfile without a `nat` key (the PHP dialect): a local
+                        // peer needs no check.
+                        p.nat = Some(0);
+                    }
+                    p.supportcrypto = req.supportcrypto || req.requirecrypto;
+                    p.requirecrypto = req.requirecrypto;
+                }
+            }
+        }
+        if req.event != Event::Stopped && req.event != Event::Snooped {
+            self.maybe_queue_nat_check(&req.info_hash, &req.peer_id);
+        }
+        if completed_delta != 0 {
+            let c = self.completed.entry(req.info_hash).or_insert(0);
+            *c = c.saturating_add_signed(completed_delta);
+        }
+        let swarm = &self.swarms[&req.info_hash];
+        let interval = if req.tracker {
+            self.config.multitracker_reannounce_interval
+        } else {
+            self.config.reannounce_interval
+        };
+        let mut out = Vec::with_capacity(64 + rsize * 8);
+        write_response(
+            &mut out,
+            swarm,
+            req,
+            rsize,
+            interval,
+            self.config.min_interval,
+        );
+        Ok(out)
+    }
+
+    /// Counts for one torrent, if this tracker knows it.
+    pub fn counts(&self, ih: &InfoHash) -> Option<SwarmCounts> {
+        let swarm = self.swarms.get(ih);
+        let allowed_known = self.allowed.as_ref().is_some_and(|a| a.hashes.contains(ih));
+        if swarm.is_none() && !allowed_known {
+            return None;
+        }
+        if !self.is_allowed(ih) {
+            return None;
+        }
+        Some(SwarmCounts {
+            complete: swarm.map_or(0, |s| s.seeds as u64),
+            incomplete: swarm.map_or(0, |s| s.leechers() as u64),
+            downloaded: self.completed.get(ih).copied().unwrap_or(0),
+        })
+    }
+
+    /// Counts for every torrent this shard knows (tracked ones, plus allowed ones that map here).
+    pub fn all_counts(&self, shard: usize, shards: usize) -> Vec<(InfoHash, SwarmCounts)> {
+        let mut keys: HashSet<InfoHash> = self.swarms.keys().copied().collect();
+        if let Some(a) = &self.allowed {
+            keys.retain(|k| a.hashes.contains(k));
+            keys.extend(
+                a.hashes
+                    .iter()
+                    .filter(|h| cyclone_shard::shard_for_key(&h[..], shards) == shard)
+                    .copied(),
+            );
+        }
+        keys.into_iter()
+            .filter_map(|k| self.counts(&k).map(|c| (k, c)))
+            .collect()
+    }
+
+    /// bttrack's expiry sweep: drops peers not seen since the previous sweep, then (unless
+    /// keep_dead) torrents left without peers that are not in the allowed set. Returns the number
+    /// of peers dropped.
+    pub fn expire(&mut self, now: u64) -> usize {
+        let cutoff = self.prev_sweep;
+        let mut dropped = 0;
+        for swarm in self.swarms.values_mut() {
+            let stale: Vec<PeerId> = swarm
+                .peers
+                .iter()
+                .filter(|p| p.last_seen < cutoff)
+                .map(|p| p.id)
+                .collect();
+            for id in stale {
+                swarm.remove(&id);
+                dropped += 1;
+            }
+        }
+        if !self.config.keep_dead {
+            let allowed = self.allowed.clone();
+            self.swarms.retain(|ih, s| {
+                !s.peers.is_empty() || allowed.as_ref().is_some_and(|a| a.hashes.contains(ih))
+            });
+        }
+        self.prev_sweep = now;
+        dropped
+    }
+
+    /// Queues a NAT check of a peer that needs one (pending, or failed fewer than `nat_check`
+    /// times), unless one is already in flight or the queue is full (it is retried on the peer's
+    /// next announce).
+    fn maybe_queue_nat_check(&mut self, ih: &InfoHash, id: &PeerId) {
+        let nat_check = self.config.nat_check;
+        if nat_check == 0 || self.nat_in_flight.len() >= MAX_NAT_IN_FLIGHT {
+            return;
+        }
+        let Some(p) = self
+            .swarms
+            .get(ih)
+            .and_then(|s| s.index.get(id).map(|&i| &s.peers[i]))
+        else {
+            return;
+        };
+        let wanted = match p.nat {
+            None => true,
+            Some(n) => n > 0 && n < nat_check && n != NAT_PORT_ZERO,
+        };
+        if !wanted || p.port == 0 || !self.nat_in_flight.insert((*ih, *id)) {
+            return;
+        }
+        self.nat_queue.push(NatJob {
+            info_hash: *ih,
+            peer_id: *id,
+            ip: p.ip,
+            port: p.port,
+        });
+    }
+
+    /// NAT checks to start (the server drains this after each announce).
+    pub fn take_nat_jobs(&mut self) -> Vec<NatJob> {
+        std::mem::take(&mut self.nat_queue)
+    }
+
+    /// Records a NAT check's result. Returns false (bttrack's 404 in the NAT log) if the peer is
+    /// gone or changed address meanwhile.
+    pub fn nat_result(&mut self, job: &NatJob, ok: bool) -> bool {
+        self.nat_in_flight.remove(&(job.info_hash, job.peer_id));
+        let Some(swarm) = self.swarms.get_mut(&job.info_hash) else {
+            return false;
+        };
+        let Some(&i) = swarm.index.get(&job.peer_id) else {
+            return false;
+        };
+        let p = &mut swarm.peers[i];
+        if p.ip != job.ip || p.port != job.port {
+            return false;
+        }
+        p.nat = Some(if ok {
+            0
+        } else {
+            p.nat.unwrap_or(0).saturating_add(1)
+        });
+        true
+    }
+}
+
+/// Most NAT checks in flight per shard (bounds connect-backs and the queue).
+pub const MAX_NAT_IN_FLIGHT: usize = 256;
+
+/// A connect-back to do (bttrack's NAT check).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatJob {
+    pub info_hash: InfoHash,
+    pub peer_id: PeerId,
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
+/// bttrack's key authentication: a known peer's announce counts only if it carries the stored
+/// `key`, or comes from the stored IP.
+fn authenticated(p: &Peer, req: &AnnounceRequest, conn_ip: IpAddr) -> bool {
+    match (&p.key, &req.key) {
+        (Some(stored), Some(given)) if stored == given => true,
+        (None, _) => true,
+        _ => p.ip == conn_ip,
+    }
+}
+
+/// Writes the bencoded announce response (keys in sorted order).
+fn write_response(
+    out: &mut Vec<u8>,
+    swarm: &Swarm,
+    req: &AnnounceRequest,
+    rsize: usize,
+    interval: u64,
+    min_interval: u64,
+) {
+    let crypto_flags = req.compact && (req.supportcrypto || req.requirecrypto);
+    out.push(b'd');
+    write_bytes(out, b"complete");
+    write_int(out, swarm.seeds as i64);
+    // Select first: crypto_flags precedes `incomplete` in key order.
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    let mut flags = Vec::new();
+    let mut chosen: Vec<&Peer> = Vec::new();
+    let no_list = req.event == Event::Stopped || rsize == 0;
+    if !no_list && !swarm.peers.is_empty() {
+        let requester_is_seed = req.left == 0;
+        let n = swarm.peers.len();
+        let start = fastrand::usize(..n);
+        for k in 0..n {
+            let p = &swarm.peers[(start + k) % n];
+            if p.id == req.peer_id || !p.listable() || (requester_is_seed && p.left == 0) {
+                continue;
+            }
+            let ok = if !req.compact {
+                !p.requirecrypto
+            } else if req.requirecrypto {
+                p.supportcrypto
+            } else if req.supportcrypto {
+                true
+            } else {
+                !p.requirecrypto
+            };
+            if !ok {
+                continue;
+            }
+            chosen.push(p);
+            if chosen.len() == rsize {
+                break;
+            }
+        }
+    }
+    if req.compact {
+        for p in &chosen {
+            match p.ip {
+                IpAddr::V4(a) => {
+                    v4.extend_from_slice(&a.octets());
+                    v4.extend_from_slice(&p.port.to_be_bytes());
+                }
+                IpAddr::V6(a) => {
+                    v6.extend_from_slice(&a.octets());
+                    v6.extend_from_slice(&p.port.to_be_bytes());
+                }
+            }
+        }
+        if crypto_flags {
+            // One byte per peer, `peers` entries first, then `peers6` entries.
+            let flag = |p: &&Peer| u8::from(req.requirecrypto || p.requirecrypto);
+            flags.extend(chosen.iter().filter(|p| p.ip.is_ipv4()).map(flag));
+            flags.extend(chosen.iter().filter(|p| p.ip.is_ipv6()).map(flag));
+        }
+    }
+    if crypto_flags && !no_list {
+        write_bytes(out, b"crypto_flags");
+        write_bytes(out, &flags);
+    }
+    write_bytes(out, b"incomplete");
+    write_int(out, swarm.leechers() as i64);
+    write_bytes(out, b"interval");
+    write_int(out, interval as i64);
+    if min_interval > 0 {
+        write_bytes(out, b"min interval");
+        write_int(out, min_interval.min(interval) as i64);
+    }
+    write_bytes(out, b"peers");
+    if no_list {
+        out.extend_from_slice(b"le");
+    } else if req.compact {
+        write_bytes(out, &v4);
+        if !v6.is_empty() {
+            write_bytes(out, b"peers6");
+            write_bytes(out, &v6);
+        }
+    } else {
+        out.push(b'l');
+        for p in &chosen {
+            out.push(b'd');
+            write_bytes(out, b"ip");
+            write_bytes(out, p.ip.to_string().as_bytes());
+            if !req.no_peer_id {
+                write_bytes(out, b"peer id");
+                write_bytes(out, &p.id);
+            }
+            write_bytes(out, b"port");
+            write_int(out, i64::from(p.port));
+            out.push(b'e');
+        }
+        out.push(b'e');
+    }
+    out.push(b'e');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cyclone_metainfo::bencode;
+
+    fn config() -> SwarmConfig {
+        SwarmConfig {
+            response_size: 50,
+            reannounce_interval: 1800,
+            min_interval: 900,
+            multitracker_reannounce_interval: 120,
+            nat_check: 3,
+            keep_dead: false,
+        }
+    }
+
+    fn req(id: u8, left: u64, event: Event) -> AnnounceRequest {
+        AnnounceRequest {
+            info_hash: [7; 20],
+            peer_id: [id; 20],
+            port: 6881 + u16::from(id),
+            uploaded: 0,
+            downloaded: 0,
+            left,
+            event,
+            compact: true,
+            no_peer_id: false,
+            numwant: None,
+            key: None,
+            ip: None,
+            supportcrypto: false,
+            requirecrypto: false,
+            trackerid: None,
+            tracker: false,
+        }
+    }
+
+    fn work(r: AnnounceRequest, ip: [u8; 4], now: u64) -> AnnounceWork {
+        let ip = IpAddr::from(ip);
+        AnnounceWork {
+            req: r,
+            conn_ip: ip,
+            listed_ip: ip,
+            local: true,
+            now,
+        }
+    }
+
+    fn peers_of(body: &[u8]) -> Vec<u8> {
+        let v = bencode::decode(body).unwrap();
+        v.get(b"peers").unwrap().as_bytes().unwrap_or(&[]).to_vec()
+    }
+
+    #[test]
+    fn requester_never_gets_itself_and_seeds_get_only_leechers() {
+        let mut s = ShardState::new(config(), 1);
+        s.announce(&work(req(1, 0, Event::Started), [127, 0, 0, 1], 1))
+            .unwrap();
+        s.announce(&work(req(2, 0, Event::Started), [127, 0, 0, 2], 1))
+            .unwrap();
+        s.announce(&work(req(3, 10, Event::Started), [127, 0, 0, 3], 1))
+            .unwrap();
+        // Seed 1 sees only leecher 3.
+        let body = s
+            .announce(&work(req(1, 0, Event::None), [127, 0, 0, 1], 2))
+            .unwrap();
+        assert_eq!(peers_of(&body), vec![127, 0, 0, 3, 0x1a, 0xe4]);
+        // Leecher 3 sees both seeds, not itself.
+        let body = s
+            .announce(&work(req(3, 10, Event::None), [127, 0, 0, 3], 2))
+            .unwrap();
+        let p = peers_of(&body);
+        assert_eq!(p.len(), 12);
+        assert!(!p.chunks(6).any(|c| c[3] == 3));
+        let v = bencode::decode(&body).unwrap();
+        assert_eq!(v.get(b"complete").unwrap().as_int(), Some(2));
+        assert_eq!(v.get(b"incomplete").unwrap().as_int(), Some(1));
+        assert_eq!(v.get(b"interval").unwrap().as_int(), Some(1800));
+        assert_eq!(v.get(b"min interval").unwrap().as_int(), Some(900));
+    }
+
+    #[test]
+    fn completion_counting_and_stop() {
+        let mut s = ShardState::new(config(), 1);
+        s.announce(&work(req(1, 10, Event::Started), [127, 0, 0, 1], 1))
+            .unwrap();
+        s.announce(&work(req(1, 0, Event::None), [127, 0, 0, 1], 2))
+            .unwrap();
+        assert_eq!(s.completed[&[7; 20]], 1);
+        s.announce(&work(req(1, 5, Event::None), [127, 0, 0, 1], 2))
+            .unwrap();
+        assert_eq!(s.completed[&[7; 20]], 0);
+        s.announce(&work(req(2, 0, Event::Completed), [127, 0, 0, 2], 2))
+            .unwrap();
+        assert_eq!(s.completed[&[7; 20]], 1);
+        let body = s
+            .announce(&work(req(2, 0, Event::Stopped), [127, 0, 0, 2], 3))
+            .unwrap();
+        let v = bencode::decode(&body).unwrap();
+        assert!(v.get(b"peers").unwrap().as_list().unwrap().is_empty());
+        assert_eq!(s.swarms[&[7; 20]].peers().len(), 1);
+    }
+
+    #[test]
+    fn key_protects_known_peers() {
+        let mut s = ShardState::new(config(), 1);
+        let mut r = req(1, 10, Event::Started);
+        r.key = Some(b"secret".to_vec());
+        s.announce(&work(r.clone(), [127, 0, 0, 1], 1)).unwrap();
+        let mut forged = req(1, 10, Event::Stopped);
+        forged.key = Some(b"wrong".to_vec());
+        s.announce(&work(forged, [127, 0, 0, 9], 2)).unwrap();
+        assert_eq!(
+            s.swarms[&[7; 20]].peers().len(),
+            1,
+            "a stop with a wrong key from another IP is ignored"
+        );
+        let mut good = req(1, 10, Event::Stopped);
+        good.key = Some(b"secret".to_vec());
+        s.announce(&work(good, [127, 0, 0, 9], 2)).unwrap();
+        assert_eq!(s.swarms[&[7; 20]].peers().len(), 0);
+    }
+
+    #[test]
+    fn crypto_types_and_dict_responses() {
+        let mut s = ShardState::new(config(), 1);
+        let mut r = req(1, 10, Event::Started);
+        r.requirecrypto = true;
+        s.announce(&work(r, [127, 0, 0, 1], 1)).unwrap();
+        s.announce(&work(req(2, 10, Event::Started), [127, 0, 0, 2], 1))
+            .unwrap();
+        // Plain compact requester: the crypto-only peer is hidden.
+        let body = s
+            .announce(&work(req(3, 10, Event::Started), [127, 0, 0, 3], 1))
+            .unwrap();
+        assert_eq!(peers_of(&body).len(), 6);
+        // supportcrypto requester: both, with flags 1 and 0.
+        let mut r = req(4, 10, Event::Started);
+        r.supportcrypto = true;
+        r.numwant = Some(10);
+        let body = s.announce(&work(r, [127, 0, 0, 4], 1)).unwrap();
+        let v = bencode::decode(&body).unwrap();
+        let peers = v.get(b"peers").unwrap().as_bytes().unwrap();
+        let flags = v.get(b"crypto_flags").unwrap().as_bytes().unwrap();
+        assert_eq!(flags.len(), peers.len() / 6);
+        for (c, f) in peers.chunks(6).zip(flags) {
+            assert_eq!(*f, u8::from(c[3] == 1));
+        }
+        // Non-compact, no_peer_id.
+        let mut r = req(5, 10, Event::Started);
+        r.compact = false;
+        r.no_peer_id = true;
+        r.numwant = Some(1);
+        let body = s.announce(&work(r, [127, 0, 0, 5], 1)).unwrap();
+        let v = bencode::decode(&body).unwrap();
+        let list = v.get(b"peers").unwrap().as_list().unwrap();
+        assert_eq!(list.len(), 1);
+        assert!(list[0].get(b"peer id").is_none());
+        assert!(list[0]
+            .get(b"ip")
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0."));
+    }
+
+    #[test]
+    fn ipv6_peers_go_to_peers6() {
+        let mut s = ShardState::new(config(), 1);
+        let ip6: IpAddr = "::1".parse().unwrap();
+        s.announce(&AnnounceWork {
+            req: req(1, 10, Event::Started),
+            conn_ip: ip6,
+            listed_ip: ip6,
+            local: true,
+            now: 1,
+        })
+        .unwrap();
+        let body = s
+            .announce(&work(req(2, 10, Event::Started), [127, 0, 0, 2], 1))
+            .unwrap();
+        let v = bencode::decode(&body).unwrap();
+        assert_eq!(v.get(b"peers6").unwrap().as_bytes().unwrap().len(), 18);
+        assert_eq!(v.get(b"peers").unwrap().as_bytes().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn expiry_drops_after_a_full_interval_and_dead_torrents() {
+        let mut s = ShardState::new(config(), 1);
+        s.announce(&work(req(1, 10, Event::Started), [127, 0, 0, 1], 5))
+            .unwrap();
+        assert_eq!(s.expire(10), 0, "seen after the previous sweep: kept");
+        assert_eq!(
+            s.expire(20),
+            1,
+            "not seen since the previous sweep: dropped"
+        );
+        assert!(s.swarms.is_empty());
+        s.config.keep_dead = true;
+        s.announce(&work(req(1, 10, Event::Started), [127, 0, 0, 1], 21))
+            .unwrap();
+        s.expire(30);
+        s.expire(40);
+        assert_eq!(s.swarms.len(), 1);
+    }
+
+    #[test]
+    fn numwant_and_response_size_cap() {
+        let mut s = ShardState::new(config(), 1);
+        for i in 1..=60u8 {
+            s.announce(&work(req(i, 10, Event::Started), [127, 0, 0, i], 1))
+                .unwrap();
+        }
+        let body = s
+            .announce(&work(req(100, 10, Event::Started), [127, 0, 1, 1], 1))
+            .unwrap();
+        assert_eq!(peers_of(&body).len(), 50 * 6);
+        let mut r = req(100, 10, Event::None);
+        r.numwant = Some(5);
+        assert_eq!(
+            peers_of(&s.announce(&work(r, [127, 0, 1, 1], 1)).unwrap()).len(),
+            30
+        );
+        let mut r = req(100, 10, Event::None);
+        r.numwant = Some(0);
+        let body = s.announce(&work(r, [127, 0, 1, 1], 1)).unwrap();
+        assert!(bencode::decode(&body)
+            .unwrap()
+            .get(b"peers")
+            .unwrap()
+            .as_list()
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn unlisted_torrent_refused_when_restricted() {
+        let mut s = ShardState::new(config(), 1);
+        s.allowed = Some(Arc::new(AllowedSet::default()));
+        let e = s
+            .announce(&work(req(1, 10, Event::Started), [127, 0, 0, 1], 1))
+            .unwrap_err();
+        assert!(matches!(e, RequestError::NotAuthorized200(_)));
+    }
+}
