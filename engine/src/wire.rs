@@ -510,7 +510,9 @@ impl MessageDecoder {
                                 message: name_of(payload[0]),
                             });
                         }
-                        if !matches!(m, Message::KeepAlive) {
+                        // Keep-alives and BEP 10 messages do not count: aria2 (and others) send their extension
+                        // handshake before the bitfield / HAVE_ALL, which BEP 10 allows.
+                        if !matches!(m, Message::KeepAlive | Message::Extended(_)) {
                             self.seen_first = true;
                         }
                         Ok(Some(m))
@@ -1027,6 +1029,10 @@ mod tests {
         assert!(decode_one(&mut d, &frame(&[5, 0xff, 0xc0]))
             .unwrap()
             .is_some());
+        // Nor does a BEP 10 extension handshake (aria2 sends it before HAVE_ALL).
+        let mut d = decoder(10);
+        assert!(decode_one(&mut d, &frame(b"\x14\x00de")).unwrap().is_some());
+        assert!(decode_one(&mut d, &frame(&[14])).unwrap().is_some());
         // Spare bits set.
         assert_eq!(
             decode_one(&mut decoder(10), &frame(&[5, 0xff, 0xe0])),

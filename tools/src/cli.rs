@@ -19,6 +19,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Download (or seed, when complete) one torrent (btdownloadheadless).
+    Download(commands::download::DownloadArgs),
     /// Describe torrent files: info-hash, files, sizes, trackers (BitTornado's btshowmetainfo layout, or --json).
     Show(commands::show::ShowArgs),
     /// Print the magnet link of each torrent file.
