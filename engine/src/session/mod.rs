@@ -71,6 +71,8 @@ pub struct SessionConfig {
     pub display_interval: Duration,
     /// Floor under tracker intervals (tests with a fast tracker lower it).
     pub min_announce_interval: Duration,
+    /// How often the resume record is rewritten while pieces arrive (it is also written on completion and stop).
+    pub resume_interval: Duration,
     /// Our peer id (BitTornado style: client prefix + random).
     pub peer_id: [u8; 20],
 }
@@ -93,6 +95,7 @@ impl Default for SessionConfig {
             timeout: crate::connection_timers::DEFAULT_IDLE_TIMEOUT,
             display_interval: Duration::from_millis(500),
             min_announce_interval: Duration::from_secs(30),
+            resume_interval: Duration::from_secs(30),
             peer_id: random_peer_id(),
         }
     }
@@ -190,6 +193,8 @@ pub enum Activity {
 pub struct TorrentStatus {
     pub info_hash: [u8; 20],
     pub activity: Activity,
+    /// The torrent started from a valid resume record (no recheck).
+    pub resumed: bool,
     pub total_length: u64,
     /// Bytes of verified pieces.
     pub have_bytes: u64,

@@ -34,8 +34,6 @@ pub(super) const MAX_KNOWN_PEERS: usize = 1000;
 pub(super) const MAX_OUTGOING_BYTES: usize = 4 << 20;
 /// How often the torrent tick runs.
 const TICK: Duration = Duration::from_millis(250);
-/// How often the resume record is rewritten while pieces keep arriving.
-const RESUME_INTERVAL: Duration = Duration::from_secs(30);
 /// Bad pieces a sole sender may send before it is closed (BitTornado kicks at more than one).
 const MAX_BAD_PIECES_PER_PEER: u32 = 1;
 
@@ -91,6 +89,7 @@ pub(super) struct TorrentState {
     pub uploaded: u64,
     pub hash_failures: u32,
     pub activity: Activity,
+    pub resumed: bool,
     pub ready: bool,
     pub complete_announced: bool,
     pub tracker_message: Option<String>,
@@ -123,6 +122,7 @@ impl Torrent {
             Box::new(TorrentStatus {
                 info_hash,
                 activity: Activity::Failed,
+                resumed: false,
                 total_length: config.metainfo.info.total_length(),
                 have_bytes: 0,
                 pieces_have: 0,
@@ -168,6 +168,7 @@ impl Torrent {
             uploaded: 0,
             hash_failures: 0,
             activity: Activity::Checking(0.0),
+            resumed: false,
             ready: false,
             complete_announced: false,
             tracker_message: None,
@@ -224,7 +225,9 @@ impl Torrent {
                 last_report = now;
                 self.report();
             }
-            if now.duration_since(last_resume) >= RESUME_INTERVAL && self.st.borrow().resume_dirty {
+            if now.duration_since(last_resume) >= self.shared.config.resume_interval
+                && self.st.borrow().resume_dirty
+            {
                 last_resume = now;
                 self.st.borrow_mut().resume_dirty = false;
                 super::resume_io::save(&self).await;
@@ -244,6 +247,7 @@ impl Torrent {
     /// Resume record if valid, otherwise a recheck.
     async fn start_up(self: &Rc<Self>) -> Result<(), String> {
         let resumed = super::resume_io::load(self).await;
+        let from_resume = resumed.is_some();
         let have = match resumed {
             Some(have) => have,
             None => {
@@ -272,6 +276,7 @@ impl Torrent {
             st.requester.mark_have(p);
         }
         st.have = have;
+        st.resumed = from_resume;
         st.ready = true;
         if st.have.is_complete() {
             st.activity = Activity::Seeding;
@@ -605,6 +610,7 @@ impl Torrent {
         let status = TorrentStatus {
             info_hash: self.info_hash,
             activity: st.activity,
+            resumed: st.resumed,
             total_length: self.map.total_length(),
             have_bytes,
             pieces_have: st.have.count_ones(),

@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
@@ -52,6 +53,9 @@ pub struct DownloadArgs {
     /// Floor under tracker announce intervals, seconds (lower it for fast loopback trackers).
     #[arg(long = "min_announce_interval", default_value_t = 30, hide = true)]
     pub min_announce_interval: u64,
+    /// Seconds between resume-record writes while downloading.
+    #[arg(long = "resume_interval", default_value_t = 30, hide = true)]
+    pub resume_interval: u64,
     /// Exit once the download is complete instead of seeding.
     #[arg(long = "exit-on-complete")]
     pub exit_on_complete: bool,
@@ -75,6 +79,7 @@ pub fn run(args: &DownloadArgs) -> Result<(), CliError> {
         check_hashes: args.check_hashes != 0,
         display_interval: Duration::from_secs_f64(args.display_interval.clamp(0.1, 3600.0)),
         min_announce_interval: Duration::from_secs(args.min_announce_interval),
+        resume_interval: Duration::from_secs(args.resume_interval.max(1)),
         ..Default::default()
     };
     let resume_dir = match &args.resume_dir {
@@ -98,6 +103,25 @@ fn kb(rate: f64) -> u64 {
         cyclone_engine::rate::kilobytes_per_second(rate)
     } else {
         0
+    }
+}
+
+/// Set by SIGINT/SIGTERM: stop cleanly (announce `stopped`, write the resume record).
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_signal: libc::c_int) {
+    if STOP_REQUESTED.swap(true, Ordering::SeqCst) {
+        // A second signal: the user does not want to wait for the clean stop.
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(130) };
+    }
+}
+
+fn install_stop_signals() {
+    let handler: extern "C" fn(libc::c_int) = on_stop_signal;
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only touches an atomic and calls _exit, both async-signal-safe.
+        unsafe { libc::signal(sig, handler as libc::sighandler_t) };
     }
 }
 
@@ -128,6 +152,7 @@ pub fn run_session(
         layout,
         resume_path,
     };
+    install_stop_signals();
     let handle = Session::start(config, vec![torrent])
         .map_err(|e| CliError::Failed(format!("couldn't start: {e}")))?;
     if json {
@@ -165,6 +190,10 @@ pub fn run_session(
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if STOP_REQUESTED.load(Ordering::SeqCst) && !stopping {
+            handle.stop();
+            stopping = true;
         }
         if handle.is_finished() {
             while let Ok(status) = handle.status.try_recv() {
@@ -208,6 +237,7 @@ impl Printer {
                 "event": "status",
                 "info_hash": hex(&s.info_hash),
                 "activity": activity_name(s.activity),
+                "resumed": s.resumed,
                 "checking": match s.activity { Activity::Checking(f) => Some(f), _ => None },
                 "percent_done": (fraction * 1000.0).round() / 10.0,
                 "have_bytes": s.have_bytes,
