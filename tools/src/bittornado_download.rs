@@ -206,9 +206,11 @@ pub fn btdownloadheadless(argv0: &str, args: &[OsString]) -> Result<(), CliError
     let saveas = p.str("saveas");
     let saveas = (!saveas.is_empty()).then(|| PathBuf::from(saveas));
     let resume_dir = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cyclone/resume"));
+    let priority = p.str("priority").to_string();
     crate::commands::download::run_session(
         config,
         metainfo,
+        Some(priority.as_str()),
         saveas.as_deref(),
         resume_dir.as_deref(),
         false,

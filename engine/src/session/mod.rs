@@ -127,6 +127,8 @@ pub struct TorrentConfig {
     pub layout: FileLayout,
     /// Where its resume record is kept (`None`: no resume; always recheck).
     pub resume_path: Option<PathBuf>,
+    /// BitTornado `--priority`: one value per file, 0 highest, 1 normal, 2 lowest, -1 skip (`None`: all normal).
+    pub file_priorities: Option<Vec<crate::picker::Priority>>,
 }
 
 impl TorrentConfig {
@@ -195,8 +197,9 @@ pub struct TorrentStatus {
     pub activity: Activity,
     /// The torrent started from a valid resume record (no recheck).
     pub resumed: bool,
+    /// Bytes selected for download (all of the torrent unless files are skipped with priority -1).
     pub total_length: u64,
-    /// Bytes of verified pieces.
+    /// Bytes of verified pieces among the selected ones.
     pub have_bytes: u64,
     pub pieces_have: u32,
     pub piece_count: u32,

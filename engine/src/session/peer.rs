@@ -303,7 +303,7 @@ fn handle(
 fn torrent_rechoke_later(st: &mut TorrentState) {
     // The choker only reads snapshots: run it now with what we know.
     let now = Instant::now();
-    let seeding = st.have.is_complete();
+    let seeding = st.wanted_missing == 0;
     let snaps: std::collections::HashMap<PeerKey, crate::choker::PeerSnapshot> = st
         .peers
         .iter_mut()

@@ -96,6 +96,8 @@ pub(super) struct TorrentState {
     pub error: Option<String>,
     /// Pieces verified since the last resume write.
     pub resume_dirty: bool,
+    /// Selected pieces not verified yet; the download is done at 0.
+    pub wanted_missing: u32,
     pub rng: fastrand::Rng,
 }
 
@@ -107,6 +109,8 @@ pub(super) struct Torrent {
     pub storage: Rc<Storage>,
     pub shared: Arc<Shared>,
     pub config: TorrentConfig,
+    /// Per piece priority from the file priorities (`None`: every piece wanted at normal priority).
+    pub piece_priorities: Option<Vec<crate::picker::Priority>>,
     pub st: RefCell<TorrentState>,
 }
 
@@ -142,6 +146,19 @@ impl Torrent {
         let map = PieceMap::from_info(&config.metainfo.info).map_err(|e| fail(e.to_string()))?;
         let storage = Storage::new(map.clone(), config.layout.clone(), pool)
             .map_err(|e| fail(e.to_string()))?;
+        let piece_priorities = match &config.file_priorities {
+            Some(p) if p.len() == map.file_count() => {
+                Some(crate::picker::piece_priorities(&map, p))
+            }
+            Some(p) => {
+                return Err(fail(format!(
+                    "bad priority list given, ignored: {} values for {} files",
+                    p.len(),
+                    map.file_count()
+                )))
+            }
+            None => None,
+        };
         let now = Instant::now();
         let sc = &shared.config;
         let seed = fastrand::u64(..);
@@ -174,6 +191,7 @@ impl Torrent {
             tracker_message: None,
             error: None,
             resume_dirty: false,
+            wanted_missing: map.piece_count(),
             rng: fastrand::Rng::with_seed(seed ^ 1),
         };
         Ok(Torrent {
@@ -183,6 +201,7 @@ impl Torrent {
             storage: Rc::new(storage),
             shared,
             config,
+            piece_priorities,
             st: RefCell::new(st),
         })
     }
@@ -202,8 +221,16 @@ impl Torrent {
         }
     }
 
+    /// Every selected piece is verified (the whole torrent unless files are skipped).
     pub fn is_complete(&self) -> bool {
-        self.st.borrow().have.is_complete()
+        self.st.borrow().wanted_missing == 0
+    }
+
+    /// Whether `piece` is selected for download.
+    pub fn wanted(&self, piece: u32) -> bool {
+        self.piece_priorities
+            .as_ref()
+            .is_none_or(|p| p[piece as usize] >= 0)
     }
 
     /// The torrent's life: start-up, then ticks until the session stops, then shutdown.
@@ -275,10 +302,16 @@ impl Torrent {
         for p in have.iter_ones() {
             st.requester.mark_have(p);
         }
+        if let Some(prio) = &self.piece_priorities {
+            st.requester.set_priorities(prio);
+        }
+        st.wanted_missing = (0..self.map.piece_count())
+            .filter(|&p| !have.get(p) && self.wanted(p))
+            .count() as u32;
         st.have = have;
         st.resumed = from_resume;
         st.ready = true;
-        if st.have.is_complete() {
+        if st.wanted_missing == 0 {
             st.activity = Activity::Seeding;
             st.complete_announced = true; // already complete: no `completed` event (BitTornado)
             let period = seeding_round_robin_period(self.map.piece_length());
@@ -535,7 +568,9 @@ impl Torrent {
             let st = &mut *guard;
             let senders = st.requester.piece_verified(piece, passed);
             if passed {
-                st.have.set(piece);
+                if st.have.set(piece) && self.wanted(piece) {
+                    st.wanted_missing = st.wanted_missing.saturating_sub(1);
+                }
                 st.resume_dirty = true;
                 for p in st.peers.values_mut() {
                     p.send(&Message::Have(piece));
@@ -557,7 +592,7 @@ impl Torrent {
                 update_interest(st, k);
                 fill_peer(st, k, Instant::now());
             }
-            just_completed = passed && st.have.is_complete() && !st.complete_announced;
+            just_completed = passed && st.wanted_missing == 0 && !st.complete_announced;
             if just_completed {
                 st.complete_announced = true;
                 st.activity = Activity::Seeding;
@@ -588,13 +623,22 @@ impl Torrent {
         let now = Instant::now();
         let mut st = self.st.borrow_mut();
         let n = self.map.piece_count();
-        let have_bytes: u64 = if st.have.is_complete() {
-            self.map.total_length()
+        let (total_length, have_bytes) = if self.piece_priorities.is_none() {
+            let have = if st.have.is_complete() {
+                self.map.total_length()
+            } else {
+                st.have
+                    .iter_ones()
+                    .map(|p| u64::from(self.map.piece_size(p)))
+                    .sum()
+            };
+            (self.map.total_length(), have)
         } else {
-            st.have
-                .iter_ones()
-                .map(|p| u64::from(self.map.piece_size(p)))
-                .sum()
+            let size = |p: u32| u64::from(self.map.piece_size(p));
+            let wanted = (0..n).filter(|&p| self.wanted(p));
+            let total: u64 = wanted.clone().map(size).sum();
+            let have: u64 = wanted.filter(|&p| st.have.get(p)).map(size).sum();
+            (total, have)
         };
         let (mut seeds, mut peers, mut done) = (0usize, 0usize, 0f64);
         let keys: Vec<PeerKey> = st.peers.keys().copied().collect();
@@ -611,7 +655,7 @@ impl Torrent {
             info_hash: self.info_hash,
             activity: st.activity,
             resumed: st.resumed,
-            total_length: self.map.total_length(),
+            total_length,
             have_bytes,
             pieces_have: st.have.count_ones(),
             piece_count: n,

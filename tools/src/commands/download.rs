@@ -35,6 +35,9 @@ pub struct DownloadArgs {
     /// Address to listen on (default all interfaces).
     #[arg(long)]
     pub bind: Option<IpAddr>,
+    /// File priorities, one per file: 0 highest, 1 normal, 2 lowest, -1 don't download.
+    #[arg(long, allow_hyphen_values = true)]
+    pub priority: Option<String>,
     /// Hash-check existing data at start-up (1) or trust what is on disk (0).
     #[arg(long = "check_hashes", default_value_t = 1)]
     pub check_hashes: u8,
@@ -90,6 +93,7 @@ pub fn run(args: &DownloadArgs) -> Result<(), CliError> {
     run_session(
         config,
         metainfo,
+        args.priority.as_deref(),
         args.saveas.as_deref(),
         resume_dir.as_deref(),
         args.exit_on_complete,
@@ -129,6 +133,7 @@ fn install_stop_signals() {
 pub fn run_session(
     config: SessionConfig,
     metainfo: Metainfo,
+    priority: Option<&str>,
     saveas: Option<&Path>,
     resume_dir: Option<&Path>,
     exit_on_complete: bool,
@@ -147,10 +152,24 @@ pub fn run_session(
         None => cwd.join(&name),
     };
     let resume_path = resume_dir.map(|d| d.join(format!("{}.resume", metainfo.info_hash)));
+    let file_priorities = match priority.filter(|p| !p.is_empty()) {
+        None => None,
+        Some(text) => {
+            match cyclone_engine::picker::parse_priority_list(text, metainfo.info.files.len()) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    // BitTornado reports the error and downloads everything.
+                    eprintln!("{e}");
+                    None
+                }
+            }
+        }
+    };
     let torrent = TorrentConfig {
         metainfo,
         layout,
         resume_path,
+        file_priorities,
     };
     install_stop_signals();
     let handle = Session::start(config, vec![torrent])
