@@ -213,7 +213,7 @@ fn cyclone_skips_a_file_with_priority_minus_one() {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .filter(|v: &serde_json::Value| v["event"] == "status")
-        .last()
+        .next_back()
         .unwrap();
     let downloaded = last["downloaded"].as_u64().unwrap();
     assert!(
