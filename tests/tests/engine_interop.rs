@@ -212,8 +212,7 @@ fn cyclone_skips_a_file_with_priority_minus_one() {
     let last: serde_json::Value = log_of(&log)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
-        .filter(|v: &serde_json::Value| v["event"] == "status")
-        .next_back()
+        .rfind(|v: &serde_json::Value| v["event"] == "status")
         .unwrap();
     let downloaded = last["downloaded"].as_u64().unwrap();
     assert!(
