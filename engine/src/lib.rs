@@ -1,11 +1,11 @@
 //! cyclone-engine: the BitTorrent client engine.
 //!
 //! This crate holds the engine's *pure core*: everything that decides what to do with a peer, a
-//! piece or a byte, without sockets, files or an executor. Every module but [`storage`] takes its
-//! inputs (bytes, snapshots, a clock reading, a seeded RNG) as arguments and returns decisions, so
-//! it is unit-tested and fuzzed without I/O. [`storage`] is the disk edge (glommio files on the
-//! shard's executor). The shard runtime drives these modules; see `engine/ARCHITECTURE.md` for the
-//! whole design.
+//! piece or a byte, without sockets, files or an executor. Every module but [`storage`] (and
+//! [`resume`]'s file write) takes its inputs (bytes, snapshots, a clock reading, a seeded RNG) as
+//! arguments and returns decisions, so it is unit-tested and fuzzed without I/O. [`storage`] is the
+//! disk edge (glommio files on the shard's executor). The shard runtime drives these modules; see
+//! `engine/ARCHITECTURE.md` for the whole design.
 //!
 //! Module map:
 //! - [`bitfield`]: the have-bitfield (MSB-first, strict spare bits).
@@ -23,7 +23,7 @@
 //! - [`bad_data`]: blame for pieces failing their hash check; BitTornado's kick and ban rules.
 //! - [`announce`]: the tracker client protocol (HTTP and UDP codecs, BEP 12 tiers, announce schedule).
 //! - [`resume`]: the fast-resume record (bitfield + per-file stamps) and its crash-safe write.
-//! - [`storage`]: the one module that does I/O: a torrent's files on glommio (io_uring), block reads and writes,
+//! - [`storage`]: the disk edge: a torrent's files on glommio (io_uring), block reads and writes,
 //!   piece hash checks and recheck. It runs on the shard's executor.
 //! - [`session`]: the shard driver: torrents on the shard pool, peer connections over real sockets, tracker
 //!   announces, resume records; the runtime that turns the pure core into a client.

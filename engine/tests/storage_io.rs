@@ -596,3 +596,35 @@ fn a_file_where_a_directory_must_go_is_an_error() {
         assert!(!err.to_string().is_empty());
     });
 }
+
+/// Pieces above 4 MiB are verified in parts (bounded memory), alone or in a batch with small ones.
+#[test]
+fn large_pieces_verify_in_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    const LARGE: &[TestFile] = &[file(&["x"], 5 << 20), file(&["y"], 6 << 20)];
+    let (m, content) = torrent("big", LARGE, 8 << 20, 13);
+    run(move || async move {
+        let pool = FilePool::new(4);
+        let st = storage(&m, &root, &pool);
+        st.write_piece(0, content[..8 << 20].to_vec())
+            .await
+            .unwrap();
+        st.write_piece(1, content[8 << 20..].to_vec())
+            .await
+            .unwrap();
+        assert!(st.verify_piece(0, &m.info.pieces[0]).await.unwrap());
+        assert!(st.verify_piece(1, &m.info.pieces[1]).await.unwrap());
+        assert!(!st.verify_piece(0, &m.info.pieces[1]).await.unwrap());
+        // Corrupt piece 0 at 7 MiB (inside y, in its second part).
+        let mut block = content[7 << 20..(7 << 20) + 16384].to_vec();
+        block[3] ^= 0x10;
+        st.write_block(0, 7 << 20, block).await.unwrap();
+        assert!(!st.verify_piece(0, &m.info.pieces[0]).await.unwrap());
+        assert_eq!(
+            st.verify_pieces(&[1, 0, 1], &m.info.pieces).await.unwrap(),
+            [true, false, true]
+        );
+        st.close().await;
+    });
+}

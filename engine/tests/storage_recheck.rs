@@ -241,3 +241,50 @@ fn a_directory_where_a_file_should_be_is_missing() {
     assert_eq!(r.files[0], FileStatus::Missing);
     assert!(!r.have.get(0) && r.have.get(4));
 }
+
+/// After a resume record: trusted pieces are kept unread (even if corrupted behind our back, which the record's
+/// file stamps exist to catch), untrusted ones are hashed, and a trusted piece whose bytes are gone is dropped.
+#[test]
+fn trusted_pieces_from_a_resume_record_are_not_read() {
+    use cyclone_engine::bitfield::Bitfield;
+    use cyclone_engine::storage::recheck_untrusted;
+    let (_d, root, m, content) = setup(8);
+    let n = count(&m);
+    // Piece 1 corrupted (a.bin), piece 5 corrupted (c.bin), d.bin (pieces 7, 8) removed.
+    let mut a = content[..70_000].to_vec();
+    a[40_000] ^= 1;
+    std::fs::write(root.join("t/a.bin"), a).unwrap();
+    let mut c = content[130_304..230_304].to_vec();
+    c[5 * 32_768 - 130_304 + 10] ^= 1;
+    std::fs::write(root.join("t/sub/c.bin"), c).unwrap();
+    std::fs::remove_file(root.join("t/d.bin")).unwrap();
+    evict(&root);
+    let mut trusted = Bitfield::new(n).unwrap();
+    for p in [0, 1, 2, 8] {
+        trusted.set(p);
+    }
+    let (report, progress) = run(move || async move {
+        let pool = FilePool::new(3);
+        let st = storage(&m, &root, &pool);
+        let mut seen = Vec::new();
+        let report = recheck_untrusted(
+            st.clone(),
+            &m.info.pieces,
+            Some(&trusted),
+            &RecheckOptions::default(),
+            |p| seen.push(*p),
+        )
+        .await
+        .unwrap();
+        st.close().await;
+        (report, seen)
+    });
+    // 1 is trusted (not read); 5 is read and fails; 7 and 8 have no data; the rest are read and pass.
+    assert_eq!(have_list(&report), [0, 1, 2, 3, 4, 6]);
+    assert_eq!(report.hash_failures, 1);
+    let last = progress.last().unwrap();
+    assert_eq!(last.pieces_done, n);
+    // Only the untrusted pieces with data, 3..=6, were read.
+    assert_eq!(last.bytes_to_read, 4 * 32_768);
+    assert_eq!(report.bytes_read, 4 * 32_768);
+}

@@ -73,22 +73,82 @@ pub struct Request {
     pub method: Method,
     /// The request target as sent: path plus optional `?query`, still percent-encoded.
     pub target: Vec<u8>,
-    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1, [`HTTP_09`] for a two-word HTTP/0.9 `GET`.
     pub minor_version: u8,
-    pub headers: Vec<(String, Vec<u8>)>,
+    /// Header names and values, stored back to back in one buffer (two allocations per request
+    /// whatever the header count); see [`Request::header`] and [`Request::headers`].
+    header_bytes: Vec<u8>,
+    header_spans: Vec<HeaderSpan>,
     /// The connection's remote address.
     pub peer: SocketAddr,
-    /// The request line as received (for access logs).
-    pub request_line: String,
+}
+
+/// Where one header's name and value are in `header_bytes`.
+#[derive(Debug, Clone, Copy)]
+struct HeaderSpan {
+    name: (u32, u32),
+    value: (u32, u32),
 }
 
 impl Request {
-    /// The first header named `name` (lower-case), if any.
+    /// Builds a request (used by the parsers; header names are matched case-insensitively).
+    pub fn new<'h>(
+        method: Method,
+        target: Vec<u8>,
+        minor_version: u8,
+        peer: SocketAddr,
+        headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
+    ) -> Request {
+        let mut header_bytes = Vec::with_capacity(256);
+        let mut header_spans = Vec::new();
+        for (n, v) in headers {
+            let ns = header_bytes.len() as u32;
+            header_bytes.extend_from_slice(n);
+            let vs = header_bytes.len() as u32;
+            header_bytes.extend_from_slice(v);
+            header_spans.push(HeaderSpan {
+                name: (ns, vs),
+                value: (vs, header_bytes.len() as u32),
+            });
+        }
+        Request {
+            method,
+            target,
+            minor_version,
+            header_bytes,
+            header_spans,
+            peer,
+        }
+    }
+
+    /// All headers as (name, value), names as sent.
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.header_spans.iter().map(|h| {
+            (
+                &self.header_bytes[h.name.0 as usize..h.name.1 as usize],
+                &self.header_bytes[h.value.0 as usize..h.value.1 as usize],
+            )
+        })
+    }
+
+    /// The first header named `name` (any case), if any.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+
+    /// The request line, rebuilt for access logs (only built when a log wants it).
+    pub fn request_line(&self) -> String {
+        let m = match self.method {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+        };
+        format!(
+            "{m} {} HTTP/1.{}",
+            String::from_utf8_lossy(&self.target),
+            self.minor_version
+        )
     }
 
     /// The target up to `?`.
@@ -114,7 +174,7 @@ pub struct Response {
     pub status: u16,
     pub reason: Cow<'static, str>,
     /// Extra headers besides Content-Length and Connection.
-    pub headers: Vec<(Cow<'static, str>, String)>,
+    pub headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
     pub body: Vec<u8>,
     /// Close the connection after this response.
     pub close: bool,
@@ -125,13 +185,18 @@ impl Response {
     pub fn new(
         status: u16,
         reason: impl Into<Cow<'static, str>>,
-        content_type: &str,
+        content_type: impl Into<Cow<'static, str>>,
         body: Vec<u8>,
     ) -> Self {
         Response {
             status,
             reason: reason.into(),
-            headers: vec![(Cow::Borrowed("Content-Type"), content_type.to_string())],
+            headers: {
+                // Room for the usual extra headers without a reallocation.
+                let mut h = Vec::with_capacity(3);
+                h.push((Cow::Borrowed("Content-Type"), content_type.into()));
+                h
+            },
             body,
             close: false,
         }
@@ -141,7 +206,7 @@ impl Response {
     pub fn with_header(
         mut self,
         name: impl Into<Cow<'static, str>>,
-        value: impl Into<String>,
+        value: impl Into<Cow<'static, str>>,
     ) -> Self {
         self.headers.push((name.into(), value.into()));
         self
@@ -155,6 +220,11 @@ impl Response {
         keep_alive: bool,
         head_only: bool,
     ) {
+        if minor_version == HTTP_09 {
+            // HTTP/0.9: the body alone, then the connection closes.
+            out.extend_from_slice(&self.body);
+            return;
+        }
         out.extend_from_slice(if minor_version == 0 {
             b"HTTP/1.0 "
         } else {
@@ -545,6 +615,29 @@ async fn lingering_close(stream: &mut TcpStream) {
     }
 }
 
+/// `minor_version` value marking an HTTP/0.9 request (bttrack answers a two-word `GET path` line
+/// with the bare body).
+pub const HTTP_09: u8 = 9;
+
+/// A two-word `GET <path>` request line (no version): HTTP/0.9, GET only, no headers.
+fn parse_http09(data: &[u8], peer: SocketAddr) -> Option<Parsed> {
+    let nl = data.iter().position(|&b| b == b'\n')?;
+    let line = data[..nl].strip_suffix(b"\r").unwrap_or(&data[..nl]);
+    let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
+    let (method, target) = (words.next()?, words.next()?);
+    if words.next().is_some() || method != b"GET" || !target.starts_with(b"/") {
+        return None;
+    }
+    let req = Request::new(
+        Method::Get,
+        target.to_vec(),
+        HTTP_09,
+        peer,
+        std::iter::empty(),
+    );
+    Some(Parsed::Complete(req, nl + 1, false))
+}
+
 enum Parsed {
     /// A request, the bytes it used, and whether the connection may be kept.
     Complete(Request, usize, bool),
@@ -566,6 +659,9 @@ fn bad(status: u16, reason: &'static str, body: &str) -> Parsed {
 fn parse_one(data: &[u8], max_headers: usize, peer: SocketAddr) -> Parsed {
     if data.is_empty() {
         return Parsed::Partial;
+    }
+    if let Some(p) = parse_http09(data, peer) {
+        return p;
     }
     let mut headers = vec![httparse::EMPTY_HEADER; max_headers];
     let mut req = httparse::Request::new(&mut headers);
@@ -597,10 +693,8 @@ fn parse_one(data: &[u8], max_headers: usize, peer: SocketAddr) -> Parsed {
     let minor_version = req.version.unwrap_or(1);
     let target = req.path.unwrap_or("/").as_bytes().to_vec();
     let mut keep_alive = minor_version >= 1;
-    let mut hs = Vec::with_capacity(req.headers.len());
     for h in req.headers.iter() {
-        let name = h.name.to_ascii_lowercase();
-        if name == "connection" {
+        if h.name.eq_ignore_ascii_case("connection") {
             let v = h.value.to_ascii_lowercase();
             if v.windows(5).any(|w| w == b"close") {
                 keep_alive = false;
@@ -608,27 +702,16 @@ fn parse_one(data: &[u8], max_headers: usize, peer: SocketAddr) -> Parsed {
                 keep_alive = true;
             }
         }
-        if name == "content-length" && h.value != b"0" || name == "transfer-encoding" {
+        if (h.name.eq_ignore_ascii_case("content-length") && h.value != b"0")
+            || h.name.eq_ignore_ascii_case("transfer-encoding")
+        {
             // A GET with a body would desynchronise pipelining; refuse it.
             return bad(400, "Bad Request", "request bodies are not accepted\n");
         }
-        hs.push((name, h.value.to_vec()));
     }
-    let request_line = format!(
-        "{} {} HTTP/1.{}",
-        req.method.unwrap_or("GET"),
-        req.path.unwrap_or("/"),
-        minor_version
-    );
+    let headers = req.headers.iter().map(|h| (h.name.as_bytes(), h.value));
     Parsed::Complete(
-        Request {
-            method,
-            target,
-            minor_version,
-            headers: hs,
-            peer,
-            request_line,
-        },
+        Request::new(method, target, minor_version, peer, headers),
         used,
         keep_alive,
     )
@@ -695,6 +778,25 @@ mod tests {
             let cut = (next() as usize) % (v.len() + 1);
             let _ = parse_one(&v[..cut], 8, peer());
         }
+    }
+
+    #[test]
+    fn http09_get_is_answered_with_the_bare_body() {
+        let Parsed::Complete(r, used, ka) = parse_one(b"GET /scrape\r\n", 8, peer()) else {
+            panic!("HTTP/0.9 GET not parsed")
+        };
+        assert_eq!(
+            (r.path(), used, ka, r.minor_version),
+            (&b"/scrape"[..], 13, false, HTTP_09)
+        );
+        let mut out = Vec::new();
+        Response::new(200, "OK", "text/plain", b"body".to_vec())
+            .write_to(&mut out, HTTP_09, false, false);
+        assert_eq!(out, b"body");
+        assert!(matches!(
+            parse_one(b"HEAD /x\r\n", 8, peer()),
+            Parsed::Error(_)
+        ));
     }
 
     #[test]

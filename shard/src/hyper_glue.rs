@@ -91,27 +91,14 @@ fn to_request(
     let headers = req
         .headers()
         .iter()
-        .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
-        .collect();
-    let request_line = format!(
-        "{} {} HTTP/1.{minor_version}",
-        req.method(),
-        String::from_utf8_lossy(&target)
-    );
-    Some(Request {
-        method,
-        target,
-        minor_version,
-        headers,
-        peer,
-        request_line,
-    })
+        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+    Some(Request::new(method, target, minor_version, peer, headers))
 }
 
 fn to_hyper(resp: Response) -> hyper::Response<Full<Bytes>> {
     let mut b = hyper::Response::builder().status(resp.status);
     for (n, v) in &resp.headers {
-        b = b.header(n.as_ref(), v.as_str());
+        b = b.header(n.as_ref(), v.as_ref());
     }
     if resp.close {
         b = b.header("connection", "close");

@@ -56,11 +56,42 @@ fn parse_hex(s: &str) -> Option<InfoHash> {
     Some(out)
 }
 
+/// What the tracker keeps of an allowed .torrent.
+#[derive(Debug, Clone)]
+struct ParsedTorrent {
+    info_hash: InfoHash,
+    name: String,
+    size: u64,
+    /// Top-level `failure reason` and `warning message` (for allowed_controls).
+    controls: (Option<String>, Option<String>),
+    /// Whether it has an `announce-list` (for multitracker_allowed=autodetect).
+    multitracker: bool,
+}
+
+fn parse_torrent(bytes: &[u8]) -> Option<ParsedTorrent> {
+    let m = Metainfo::from_bytes(bytes).ok()?;
+    let text = |key: &[u8]| {
+        m.raw_top_level.get(key).and_then(|raw| {
+            cyclone_metainfo::bencode::decode(raw).ok().and_then(|v| {
+                v.as_bytes()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+            })
+        })
+    };
+    Some(ParsedTorrent {
+        info_hash: *m.info_hash.as_bytes(),
+        name: m.info.display_name(),
+        size: m.info.total_length(),
+        controls: (text(b"failure reason"), text(b"warning message")),
+        multitracker: !m.announce_list.is_empty(),
+    })
+}
+
 /// One parsed .torrent of allowed_dir, cached by (mtime, size).
 #[derive(Debug, Clone)]
 struct DirEntry {
     stamp: (SystemTime, u64),
-    parsed: Option<(InfoHash, String, u64)>,
+    parsed: Option<ParsedTorrent>,
 }
 
 /// The allowed_dir scan cache, kept between rescans.
@@ -119,16 +150,7 @@ pub fn scan_dir(dir: &Path, cache: &mut DirCache, first: bool) -> Option<Allowed
                 let parsed = if stamp.1 > MAX_TORRENT_BYTES {
                     None
                 } else {
-                    std::fs::read(&path)
-                        .ok()
-                        .and_then(|b| Metainfo::from_bytes(&b).ok())
-                        .map(|m| {
-                            (
-                                *m.info_hash.as_bytes(),
-                                m.info.display_name(),
-                                m.info.total_length(),
-                            )
-                        })
+                    std::fs::read(&path).ok().and_then(|b| parse_torrent(&b))
                 };
                 DirEntry { stamp, parsed }
             }
@@ -146,8 +168,9 @@ pub fn scan_dir(dir: &Path, cache: &mut DirCache, first: bool) -> Option<Allowed
     for p in paths {
         match &cache.entries[p].parsed {
             None => eprintln!("**warning** {} has errors", p.display()),
-            Some((ih, name, size)) => {
-                if let Some(p0) = first_seen.get(ih) {
+            Some(t) => {
+                let ih = t.info_hash;
+                if let Some(p0) = first_seen.get(&ih) {
                     eprintln!(
                         "**warning** {} is a duplicate torrent for {}",
                         p.display(),
@@ -155,15 +178,21 @@ pub fn scan_dir(dir: &Path, cache: &mut DirCache, first: bool) -> Option<Allowed
                     );
                     continue;
                 }
-                first_seen.insert(*ih, p);
-                set.hashes.insert(*ih);
-                set.names.insert(*ih, name.clone());
-                set.sizes.insert(*ih, *size);
+                first_seen.insert(ih, p);
+                set.hashes.insert(ih);
+                set.names.insert(ih, t.name.clone());
+                set.sizes.insert(ih, t.size);
+                if t.multitracker {
+                    set.multitracker.insert(ih);
+                }
+                if t.controls.0.is_some() || t.controls.1.is_some() {
+                    set.controls.insert(ih, t.controls.clone());
+                }
                 let fname = p
                     .file_name()
                     .map(|f| f.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                set.files.insert(*ih, (p.clone(), fname));
+                set.files.insert(ih, (p.clone(), fname));
             }
         }
     }

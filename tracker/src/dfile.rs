@@ -307,6 +307,30 @@ pub fn save_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrackerError> {
     Ok(())
 }
 
+/// Checks at start-up that saves will work: creates and removes the temporary file next to
+/// `path`, so a missing or read-only directory is reported now rather than at the first save.
+pub fn check_writable(path: &Path) -> Result<(), TrackerError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = dir.join(name);
+    std::fs::File::create(&tmp).map_err(|e| {
+        TrackerError::io(
+            format!(
+                "dfile {} cannot be saved (creating {})",
+                path.display(),
+                tmp.display()
+            ),
+            e,
+        )
+    })?;
+    let _ = std::fs::remove_file(&tmp);
+    Ok(())
+}
+
 /// Groups loaded peers by the shard owning their torrent.
 pub fn split_by_shard(state: DfileState, shards: usize) -> Vec<DfileState> {
     let mut out: Vec<DfileState> = (0..shards).map(|_| DfileState::default()).collect();

@@ -6,6 +6,7 @@
 //! and [`run`] (a ready [`TrackerConfig`]).
 
 pub mod access_log;
+pub mod aggregate_forward;
 pub mod allowed;
 pub mod client_ip;
 pub mod config;

@@ -36,6 +36,37 @@ pub fn percent_decode(s: &[u8], max: usize) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// [`percent_decode`] into a fixed buffer (no allocation): the decoded length, or `None` if the
+/// result does not fit in `out`.
+pub fn percent_decode_into(s: &[u8], out: &mut [u8]) -> Option<usize> {
+    let mut n = 0;
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i];
+        let decoded = if b == b'%' && i + 2 < s.len() {
+            match (hex(s[i + 1]), hex(s[i + 2])) {
+                (Some(h), Some(l)) => {
+                    i += 3;
+                    h << 4 | l
+                }
+                _ => {
+                    i += 1;
+                    b
+                }
+            }
+        } else if b == b'+' {
+            i += 1;
+            b' '
+        } else {
+            i += 1;
+            b
+        };
+        *out.get_mut(n)? = decoded;
+        n += 1;
+    }
+    Some(n)
+}
+
 fn hex(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -78,6 +109,16 @@ mod tests {
         assert_eq!(percent_decode(b"%ff%00", 100).unwrap(), vec![0xff, 0]);
         assert_eq!(percent_decode(b"abc", 2), None);
         assert_eq!(percent_decode(b"%41", 1).unwrap(), b"A");
+    }
+
+    #[test]
+    fn decodes_into_a_fixed_buffer_like_the_vec_version() {
+        for s in [&b"a%20b+c"[..], b"%zz%4", b"%ff%00", b"%41%42%43"] {
+            let mut buf = [0u8; 16];
+            let n = percent_decode_into(s, &mut buf).unwrap();
+            assert_eq!(&buf[..n], percent_decode(s, 100).unwrap().as_slice());
+        }
+        assert_eq!(percent_decode_into(b"abc", &mut [0u8; 2]), None);
     }
 
     #[test]

@@ -47,6 +47,14 @@ pub struct AnnounceRequest {
     pub trackerid: Option<Vec<u8>>,
     /// The `tracker` parameter: a tracker-to-tracker poll.
     pub tracker: bool,
+    /// The deprecated `scrape` parameter: add this torrent's counts to the response.
+    pub scrape: bool,
+    /// `seed_id` (see `--dedicated_seed_id`).
+    pub seed_id: Option<Vec<u8>>,
+    /// `check_seeded`: add `seeded` to the response.
+    pub check_seeded: bool,
+    /// `password` (aggregator mode).
+    pub password: Option<Vec<u8>>,
 }
 
 /// A parsed scrape: `None` = full scrape.
@@ -87,54 +95,61 @@ fn garbage(m: impl Into<String>) -> RequestError {
     RequestError::Garbage(m.into())
 }
 
-/// The query's pairs, still encoded; names and values are decoded on lookup, and only when they
-/// contain an escape (most do not), so a typical announce allocates just for `info_hash`/`peer_id`.
+/// The query's pairs: names decoded once (borrowed unless they contain an escape), values kept
+/// encoded and decoded on lookup, so a typical announce allocates only for `info_hash`/`peer_id`.
 struct Params<'q> {
-    pairs: Vec<crate::query::RawPair<'q>>,
+    pairs: Vec<(Cow<'q, [u8]>, &'q [u8])>,
 }
 
-/// Decodes `v` if it needs it, else borrows it.
-fn decoded(v: &[u8], max: usize) -> Result<Cow<'_, [u8]>, RequestError> {
+/// Longest encoded value accepted (a decoded value is never longer than its encoding).
+const MAX_ENCODED_VALUE: usize = 3 * MAX_VALUE;
+
+/// Decodes `v` if it needs it, else borrows it. `v` is at most `MAX_ENCODED_VALUE` bytes (checked
+/// at parse), so decoding cannot exceed the limit.
+fn decoded(v: &[u8]) -> Cow<'_, [u8]> {
     if v.iter().any(|&b| b == b'%' || b == b'+') {
-        percent_decode(v, max)
-            .map(Cow::Owned)
-            .ok_or_else(|| garbage("parameter too long"))
-    } else if v.len() > max {
-        Err(garbage("parameter too long"))
+        Cow::Owned(percent_decode(v, MAX_ENCODED_VALUE).unwrap_or_default())
     } else {
-        Ok(Cow::Borrowed(v))
+        Cow::Borrowed(v)
     }
 }
 
 impl<'q> Params<'q> {
     fn parse(query: &'q [u8]) -> Result<Params<'q>, RequestError> {
-        let pairs = split_query(query).map_err(garbage)?;
-        for (n, v) in &pairs {
-            decoded(n, 64)?;
-            decoded(v, MAX_VALUE)?;
+        let raw = split_query(query).map_err(garbage)?;
+        let mut pairs = Vec::with_capacity(raw.len());
+        for (n, v) in raw {
+            if n.len() > 64 || v.len() > MAX_ENCODED_VALUE {
+                return Err(garbage("parameter too long"));
+            }
+            pairs.push((decoded(n), v));
         }
         Ok(Params { pairs })
-    }
-
-    fn name_is(raw: &[u8], name: &str) -> bool {
-        match decoded(raw, 64) {
-            Ok(n) => *n == *name.as_bytes(),
-            Err(_) => false,
-        }
     }
 
     fn get(&self, name: &str) -> Option<Cow<'q, [u8]>> {
         self.pairs
             .iter()
-            .find(|(n, _)| Self::name_is(n, name))
-            .and_then(|(_, v)| decoded(v, MAX_VALUE).ok())
+            .find(|(n, _)| **n == *name.as_bytes())
+            .map(|(_, v)| decoded(v))
+    }
+
+    /// A 20-byte parameter decoded without allocating: `None` if absent, `Some(None)` if its
+    /// decoded length is not 20.
+    fn get20(&self, name: &str) -> Option<Option<[u8; 20]>> {
+        let (_, raw) = self.pairs.iter().find(|(n, _)| **n == *name.as_bytes())?;
+        let mut out = [0u8; 20];
+        Some(match crate::query::percent_decode_into(raw, &mut out) {
+            Some(20) => Some(out),
+            _ => None,
+        })
     }
 
     fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = Cow<'q, [u8]>> + 'a {
         self.pairs
             .iter()
-            .filter(move |(n, _)| Self::name_is(n, name))
-            .filter_map(|(_, v)| decoded(v, MAX_VALUE).ok())
+            .filter(move |(n, _)| **n == *name.as_bytes())
+            .map(|(_, v)| decoded(v))
     }
 
     /// An integer parameter; `what` is bttrack's error text.
@@ -173,12 +188,12 @@ fn hash20(v: &[u8], what: &str) -> Result<[u8; 20], RequestError> {
 /// Parses an announce query string (the part after `?`).
 pub fn parse_announce(query: &[u8]) -> Result<AnnounceRequest, RequestError> {
     let p = Params::parse(query)?;
-    let info_hash = match p.get("info_hash") {
+    let info_hash = match p.get20("info_hash") {
         None => return Err(garbage("no info hash")),
-        Some(v) => hash20(&v, "info hash")?,
+        Some(v) => v.ok_or_else(|| garbage("info hash not of length 20"))?,
     };
-    let peer_id = match p.get("peer_id") {
-        Some(v) if v.len() == 20 => hash20(&v, "id")?,
+    let peer_id = match p.get20("peer_id") {
+        Some(Some(v)) => v,
         _ => return Err(garbage("id not of length 20")),
     };
     let event = match p.get("event").as_deref() {
@@ -237,6 +252,10 @@ pub fn parse_announce(query: &[u8]) -> Result<AnnounceRequest, RequestError> {
         requirecrypto: p.flag("requirecrypto"),
         trackerid: p.get("trackerid").map(|v| v.to_vec()),
         tracker: p.get("tracker").is_some(),
+        scrape: p.get("scrape").is_some(),
+        seed_id: p.get("seed_id").map(|v| v.to_vec()),
+        check_seeded: p.get("check_seeded").is_some(),
+        password: p.get("password").map(|v| v.to_vec()),
     })
 }
 

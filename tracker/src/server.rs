@@ -33,9 +33,11 @@ use crate::signals::{self, Signals};
 use crate::swarm::{AllowedSet, AnnounceWork, ShardState, SwarmConfig, SwarmCounts};
 use crate::TrackerError;
 
-/// Requests a shard serves for other shards (and itself).
+/// Requests a shard serves for other shards (and itself). The announce is not boxed: it is the
+/// hot variant, and a box would be one more allocation per announce.
+#[allow(clippy::large_enum_variant)]
 pub enum ShardReq {
-    Announce(Box<AnnounceWork>),
+    Announce(AnnounceWork),
     Counts(Vec<InfoHash>),
     AllCounts,
     Snapshot,
@@ -67,6 +69,13 @@ struct Shared {
     allowed: Mutex<Option<Arc<AllowedSet>>>,
     /// allowed_ips / banned_ips at start.
     ip_filter: Option<Arc<IpFilter>>,
+    /// `--aggregate_forward`, resolved at start.
+    forward: Option<crate::aggregate_forward::ForwardTarget>,
+}
+
+thread_local! {
+    /// Forwards in flight on this shard (`--aggregate_forward`).
+    static FORWARDS_IN_FLIGHT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 impl Shared {
@@ -107,6 +116,8 @@ pub fn run(config: TrackerConfig) -> Result<(), TrackerError> {
         pin: true,
     };
     let shards = ShardPool::shard_count(&pool)?;
+    // Fail on a too-low `ulimit -l` before binding or touching the dfile.
+    cyclone_shard::memlock::io_memory_for(cyclone_shard::memlock::memlock_limit()?, shards)?;
     let loaded = match dfile::load(&config.dfile, config.anyone_may_override_ip())? {
         Loaded::Missing => DfileState::default(),
         Loaded::Ok(s) => {
@@ -132,6 +143,7 @@ pub fn run(config: TrackerConfig) -> Result<(), TrackerError> {
             DfileState::default()
         }
     };
+    dfile::check_writable(&config.dfile)?;
     let addrs = bind_addrs(&config)?;
     let mut per_shard: Vec<Vec<std::net::TcpListener>> = (0..shards).map(|_| Vec::new()).collect();
     for addr in &addrs {
@@ -173,6 +185,10 @@ pub fn run(config: TrackerConfig) -> Result<(), TrackerError> {
             }
         },
     };
+    let forward = match config.aggregate_forward.as_str() {
+        "" => None,
+        spec => Some(crate::aggregate_forward::parse(spec)?),
+    };
     let allowed = crate::allowed::initial(&config)?;
     let ip_filter =
         crate::ip_filter::load(config.allowed_ips.as_deref(), config.banned_ips.as_deref())
@@ -187,6 +203,7 @@ pub fn run(config: TrackerConfig) -> Result<(), TrackerError> {
         favicon,
         allowed: Mutex::new(allowed),
         ip_filter,
+        forward,
     });
     let _ = std::io::stderr().flush();
     let endpoints = mesh::<ShardReq, ShardResp>(shards, MESH_CAPACITY);
@@ -258,6 +275,9 @@ async fn shard_main(
         multitracker_reannounce_interval: c.multitracker_reannounce_interval,
         nat_check: c.nat_check,
         keep_dead: c.keep_dead,
+        allowed_controls: c.allowed_controls && c.allowed_dir.is_some() && c.allowed_list.is_none(),
+        dedicated_seed_id: (!c.dedicated_seed_id.is_empty())
+            .then(|| c.dedicated_seed_id.as_bytes().to_vec()),
     };
     let mut st = ShardState::new(swarm_config, shared.now());
     st.ip_filter = shared.ip_filter.clone();
@@ -542,7 +562,7 @@ impl http::Handler for Front {
             self.log.access(
                 &normalize(req.peer.ip()).to_string(),
                 gz,
-                &req.request_line,
+                &req.request_line(),
                 resp.status,
                 resp.body.len(),
                 req.header("referer").unwrap_or(b"-"),
@@ -561,7 +581,12 @@ impl Front {
                 return failure(400, "your IP is not allowed on this tracker");
             }
         }
-        let path = percent_decode(req.path(), 1024).unwrap_or_default();
+        let raw_path = req.path();
+        let path: std::borrow::Cow<'_, [u8]> = if raw_path.contains(&b'%') {
+            std::borrow::Cow::Owned(percent_decode(raw_path, 1024).unwrap_or_default())
+        } else {
+            std::borrow::Cow::Borrowed(raw_path)
+        };
         let path = path.strip_prefix(b"/").unwrap_or(&path);
         let c = &self.shared.config;
         match path {
@@ -597,8 +622,43 @@ impl Front {
         if !a.compact && c.compact_reqd && conn_ip.is_ipv4() {
             return error_response(&RequestError::Outdated);
         }
-        if a.tracker && (c.allowed_dir.is_none() || c.multitracker_allowed == "none") {
-            return failure(200, "disallowed");
+        // Tracker-to-tracker polls: multitracker_allowed is forced to none without allowed_dir
+        // (or with allowed_list); autodetect admits torrents whose .torrent has an announce-list.
+        if a.tracker {
+            let mode = if c.allowed_dir.is_none() || c.allowed_list.is_some() {
+                "none"
+            } else {
+                c.multitracker_allowed.as_str()
+            };
+            match mode {
+                "all" => {}
+                "autodetect" => {
+                    let listed = self
+                        .state
+                        .borrow()
+                        .allowed
+                        .as_ref()
+                        .is_some_and(|s| s.multitracker.contains(&a.info_hash));
+                    if !listed {
+                        return failure(
+                            200,
+                            "Requested download is not authorized for multitracker use.",
+                        );
+                    }
+                }
+                _ => return failure(200, "disallowed"),
+            }
+        }
+        // Aggregator mode (`--aggregator 1|<password>`): record, answer `{'response': 'OK'}`.
+        let aggregator = c.aggregator != "0";
+        if aggregator
+            && c.aggregator != "1"
+            && a.password.as_deref() != Some(c.aggregator.as_bytes())
+        {
+            return failure(
+                200,
+                "Requested download is not authorized for use with this tracker.",
+            );
         }
         let (ip, local) = listed_ip(
             conn_ip,
@@ -606,8 +666,14 @@ impl Front {
             a.ip.as_deref(),
             c.anyone_may_override_ip(),
         );
+        if let Some(f) = &self.shared.forward {
+            if !a.tracker {
+                crate::aggregate_forward::spawn(f, req.query(), &FORWARDS_IN_FLIGHT);
+            }
+        }
         let owner = shard_for_key(&a.info_hash, self.router.shards());
-        let local = local && !c.nat_check_local;
+        // Aggregators do no NAT checking (bttrack).
+        let local = (local && !c.nat_check_local) || aggregator;
         let work = AnnounceWork {
             req: a,
             conn_ip,
@@ -615,11 +681,11 @@ impl Front {
             local,
             now: self.shared.now(),
         };
-        match self
-            .router
-            .call(owner, ShardReq::Announce(Box::new(work)))
-            .await
-        {
+        match self.router.call(owner, ShardReq::Announce(work)).await {
+            Ok(ShardResp::Announce(Ok(_))) if aggregator => {
+                Response::new(200, "OK", "text/plain", b"d8:response2:OKe".to_vec())
+                    .with_header("Pragma", "no-cache")
+            }
             Ok(ShardResp::Announce(Ok(body))) => {
                 Response::new(200, "OK", "text/plain", body).with_header("Pragma", "no-cache")
             }

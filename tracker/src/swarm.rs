@@ -116,6 +116,10 @@ pub struct SwarmConfig {
     pub multitracker_reannounce_interval: u64,
     pub nat_check: u32,
     pub keep_dead: bool,
+    /// Honour `failure reason`/`warning message` of allowed .torrent files (allowed_dir only).
+    pub allowed_controls: bool,
+    /// `dedicated_seed_id`: an announce with this `seed_id` and left=0 marks the torrent seeded.
+    pub dedicated_seed_id: Option<Vec<u8>>,
 }
 
 /// The set of torrents this tracker serves, when restricted (allowed_dir / allowed_list).
@@ -128,6 +132,10 @@ pub struct AllowedSet {
     pub sizes: HashMap<InfoHash, u64>,
     /// The .torrent file (full path, file name) per hash (from allowed_dir), for `/file`.
     pub files: HashMap<InfoHash, (std::path::PathBuf, String)>,
+    /// `failure reason` / `warning message` found at the top level of allowed .torrent files.
+    pub controls: HashMap<InfoHash, (Option<String>, Option<String>)>,
+    /// Allowed torrents whose .torrent has an `announce-list` (multitracker_allowed=autodetect).
+    pub multitracker: HashSet<InfoHash>,
 }
 
 /// An announce as the owning shard receives it: the parsed request plus what the front shard
@@ -169,6 +177,8 @@ pub struct ShardState {
     nat_queue: Vec<NatJob>,
     /// Peers with a NAT check in flight.
     nat_in_flight: HashSet<(InfoHash, PeerId)>,
+    /// Torrents a dedicated seed announced as complete (`dedicated_seed_id`).
+    seeded: HashSet<InfoHash>,
 }
 
 impl ShardState {
@@ -182,6 +192,7 @@ impl ShardState {
             prev_sweep: now,
             nat_queue: Vec::new(),
             nat_in_flight: HashSet::new(),
+            seeded: HashSet::new(),
         }
     }
 
@@ -197,6 +208,19 @@ impl ShardState {
                 "Requested download is not authorized for use with this tracker.".to_string(),
             ));
         }
+        let (control_failure, warning) = match (&self.allowed, self.config.allowed_controls) {
+            (Some(a), true) => a.controls.get(&req.info_hash).cloned().unwrap_or_default(),
+            _ => (None, None),
+        };
+        if let Some(reason) = control_failure {
+            return Err(RequestError::NotAuthorized200(reason));
+        }
+        if let (Some(id), Some(given)) = (&self.config.dedicated_seed_id, &req.seed_id) {
+            // bttrack 0.3.18 compared the string `left` with 0, so this never matched (bug).
+            if id == given && req.left == 0 {
+                self.seeded.insert(req.info_hash);
+            }
+        }
         let rsize = req.numwant.map_or(self.config.response_size, |n| {
             n.min(self.config.response_size)
         });
@@ -205,7 +229,9 @@ impl ShardState {
         let known = swarm.index.get(&req.peer_id).copied();
         let mut completed_delta: i64 = 0;
         match (req.event, known) {
+            // Snoops and tracker-to-tracker polls look without touching.
             (Event::Snooped, _) => {}
+            (_, _) if req.tracker => {}
             (Event::Stopped, Some(i)) => {
                 if authenticated(&swarm.peers[i], req, work.conn_ip) {
                     // left >0 -> 0 counts as a completion whatever the event (bttrack's rule),
@@ -288,6 +314,17 @@ impl ShardState {
         } else {
             self.config.reannounce_interval
         };
+        let extras = Extras {
+            scrape: req.scrape.then(|| SwarmCounts {
+                complete: swarm.seeds as u64,
+                incomplete: swarm.leechers() as u64,
+                downloaded: self.completed.get(&req.info_hash).copied().unwrap_or(0),
+            }),
+            seeded: req
+                .check_seeded
+                .then(|| self.seeded.contains(&req.info_hash)),
+            warning,
+        };
         let mut out = Vec::with_capacity(64 + rsize * 8);
         write_response(
             &mut out,
@@ -296,6 +333,7 @@ impl ShardState {
             rsize,
             interval,
             self.config.min_interval,
+            &extras,
         );
         Ok(out)
     }
@@ -442,6 +480,16 @@ fn authenticated(p: &Peer, req: &AnnounceRequest, conn_ip: IpAddr) -> bool {
     }
 }
 
+/// Optional keys of an announce response.
+struct Extras {
+    /// The deprecated `scrape` parameter: counts of this torrent.
+    scrape: Option<SwarmCounts>,
+    /// `check_seeded`: whether a dedicated seed flagged the torrent.
+    seeded: Option<bool>,
+    /// `warning message` from the allowed .torrent (allowed_controls).
+    warning: Option<String>,
+}
+
 /// Writes the bencoded announce response (keys in sorted order).
 fn write_response(
     out: &mut Vec<u8>,
@@ -450,8 +498,13 @@ fn write_response(
     rsize: usize,
     interval: u64,
     min_interval: u64,
+    extras: &Extras,
 ) {
-    let crypto_flags = req.compact && (req.supportcrypto || req.requirecrypto);
+    // A tracker-to-tracker poll (`event=stopped&port=0&left=1&tracker=1`) gets this tracker's
+    // compact, non-crypto-requiring peers whatever its event (bttrack's T2T answer).
+    let t2t = req.tracker;
+    let compact = req.compact || t2t;
+    let crypto_flags = compact && !t2t && (req.supportcrypto || req.requirecrypto);
     out.push(b'd');
     write_bytes(out, b"complete");
     write_int(out, swarm.seeds as i64);
@@ -460,9 +513,9 @@ fn write_response(
     let mut v6 = Vec::new();
     let mut flags = Vec::new();
     let mut chosen: Vec<&Peer> = Vec::new();
-    let no_list = req.event == Event::Stopped || rsize == 0;
+    let no_list = (req.event == Event::Stopped && !t2t) || rsize == 0;
     if !no_list && !swarm.peers.is_empty() {
-        let requester_is_seed = req.left == 0;
+        let requester_is_seed = req.left == 0 && !t2t;
         let n = swarm.peers.len();
         let start = fastrand::usize(..n);
         for k in 0..n {
@@ -470,7 +523,7 @@ fn write_response(
             if p.id == req.peer_id || !p.listable() || (requester_is_seed && p.left == 0) {
                 continue;
             }
-            let ok = if !req.compact {
+            let ok = if !req.compact || t2t {
                 !p.requirecrypto
             } else if req.requirecrypto {
                 p.supportcrypto
@@ -488,7 +541,7 @@ fn write_response(
             }
         }
     }
-    if req.compact {
+    if compact {
         for p in &chosen {
             match p.ip {
                 IpAddr::V4(a) => {
@@ -523,7 +576,7 @@ fn write_response(
     write_bytes(out, b"peers");
     if no_list {
         out.extend_from_slice(b"le");
-    } else if req.compact {
+    } else if compact {
         write_bytes(out, &v4);
         if !v6.is_empty() {
             write_bytes(out, b"peers6");
@@ -545,6 +598,25 @@ fn write_response(
         }
         out.push(b'e');
     }
+    if let Some(c) = extras.scrape {
+        write_bytes(out, b"scrape");
+        out.push(b'd');
+        write_bytes(out, b"complete");
+        write_int(out, c.complete as i64);
+        write_bytes(out, b"downloaded");
+        write_int(out, c.downloaded as i64);
+        write_bytes(out, b"incomplete");
+        write_int(out, c.incomplete as i64);
+        out.push(b'e');
+    }
+    if let Some(seeded) = extras.seeded {
+        write_bytes(out, b"seeded");
+        write_int(out, i64::from(seeded));
+    }
+    if let Some(w) = &extras.warning {
+        write_bytes(out, b"warning message");
+        write_bytes(out, w.as_bytes());
+    }
     out.push(b'e');
 }
 
@@ -561,6 +633,8 @@ mod tests {
             multitracker_reannounce_interval: 120,
             nat_check: 3,
             keep_dead: false,
+            allowed_controls: false,
+            dedicated_seed_id: None,
         }
     }
 
@@ -582,6 +656,10 @@ mod tests {
             requirecrypto: false,
             trackerid: None,
             tracker: false,
+            scrape: false,
+            seed_id: None,
+            check_seeded: false,
+            password: None,
         }
     }
 
@@ -781,6 +859,70 @@ mod tests {
             .as_list()
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn scrape_param_seeded_flag_and_allowed_controls() {
+        let mut c = config();
+        c.dedicated_seed_id = Some(b"box1".to_vec());
+        c.allowed_controls = true;
+        let mut s = ShardState::new(c, 1);
+        let mut allowed = AllowedSet::default();
+        allowed.hashes.insert([7; 20]);
+        allowed.hashes.insert([8; 20]);
+        allowed
+            .controls
+            .insert([7; 20], (None, Some("be nice".to_string())));
+        allowed
+            .controls
+            .insert([8; 20], (Some("closed for maintenance".to_string()), None));
+        s.allowed = Some(Arc::new(allowed));
+        let mut r = req(1, 0, Event::Started);
+        r.seed_id = Some(b"box1".to_vec());
+        s.announce(&work(r, [127, 0, 0, 1], 1)).unwrap();
+        let mut r = req(2, 10, Event::Started);
+        r.scrape = true;
+        r.check_seeded = true;
+        let body = s.announce(&work(r, [127, 0, 0, 2], 1)).unwrap();
+        let v = bencode::decode(&body).expect("canonical response");
+        let sc = v.get(b"scrape").unwrap();
+        assert_eq!(sc.get(b"complete").unwrap().as_int(), Some(1));
+        assert_eq!(sc.get(b"incomplete").unwrap().as_int(), Some(1));
+        assert_eq!(v.get(b"seeded").unwrap().as_int(), Some(1));
+        assert_eq!(v.get(b"warning message").unwrap().as_str(), Some("be nice"));
+        let mut r = req(3, 10, Event::Started);
+        r.info_hash = [8; 20];
+        let e = s.announce(&work(r, [127, 0, 0, 3], 1)).unwrap_err();
+        assert_eq!(
+            e,
+            RequestError::NotAuthorized200("closed for maintenance".to_string())
+        );
+    }
+
+    #[test]
+    fn tracker_polls_get_compact_peers_and_change_nothing() {
+        let mut s = ShardState::new(config(), 1);
+        s.announce(&work(req(1, 0, Event::Started), [127, 0, 0, 1], 1))
+            .unwrap();
+        s.announce(&work(req(2, 10, Event::Started), [127, 0, 0, 2], 1))
+            .unwrap();
+        let mut poll = req(9, 1, Event::Stopped);
+        poll.port = 0;
+        poll.compact = false;
+        poll.tracker = true;
+        let body = s.announce(&work(poll, [127, 0, 0, 9], 2)).unwrap();
+        let v = bencode::decode(&body).unwrap();
+        assert_eq!(
+            v.get(b"peers").unwrap().as_bytes().unwrap().len(),
+            12,
+            "seed and leecher, compact"
+        );
+        assert_eq!(v.get(b"interval").unwrap().as_int(), Some(120));
+        assert_eq!(
+            s.swarms[&[7; 20]].peers().len(),
+            2,
+            "the poll is not a peer"
+        );
     }
 
     #[test]

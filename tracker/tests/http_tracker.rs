@@ -497,3 +497,203 @@ fn favicon_redirect_and_log_file_with_hup() {
     );
     t.stop();
 }
+
+#[test]
+fn too_low_memlock_limit_is_explained() {
+    let dir = tempdir();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -l 64 && exec \"{BIN}\" --port 0 --bind 127.0.0.1 --dfile \"{}\"",
+            path_in(&dir, "d").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ulimit -l") && err.contains("64 KiB") && err.contains("512"),
+        "{err}"
+    );
+    assert!(!err.contains("listening on"), "fails before binding: {err}");
+}
+
+#[test]
+fn peers_expire_and_dead_torrents_go_unless_keep_dead() {
+    let dir = tempdir();
+    let t = Tracker::start(
+        &path_in(&dir, "dstate"),
+        &["--timeout_downloaders_interval", "1"],
+    );
+    t.get(&announce_target(&IH, &pid(0), 7000, 5, "&compact=1"));
+    let scrape = || {
+        let r = t.get("/scrape");
+        bencode::decode(&r.body)
+            .unwrap()
+            .get(b"files")
+            .unwrap()
+            .as_dict()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(scrape(), 1);
+    // Not seen for a whole sweep period: gone, and the empty torrent with it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while scrape() != 0 {
+        assert!(std::time::Instant::now() < deadline, "peer never expired");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    t.stop();
+    let t = Tracker::start(
+        &path_in(&dir, "dstate2"),
+        &["--timeout_downloaders_interval", "1", "--keep_dead", "1"],
+    );
+    t.get(&announce_target(&IH, &pid(0), 7000, 5, "&compact=1"));
+    std::thread::sleep(Duration::from_millis(3500));
+    let r = t.get(&format!("/scrape?info_hash={}", enc(&IH)));
+    let v = bencode::decode(&r.body).unwrap();
+    let f = v
+        .get(b"files")
+        .unwrap()
+        .get(&IH)
+        .expect("keep_dead keeps the torrent");
+    assert_eq!(
+        f.get(b"incomplete").unwrap().as_int(),
+        Some(0),
+        "but its peer expired"
+    );
+    t.stop();
+}
+
+#[test]
+fn aggregator_mode_records_and_answers_ok() {
+    let dir = tempdir();
+    let t = Tracker::start(&path_in(&dir, "dstate"), &["--aggregator", "s3cret"]);
+    let r = t.get(&announce_target(&IH, &pid(0), 7000, 5, "&compact=1"));
+    let v = bencode::decode(&r.body).unwrap();
+    assert_eq!(
+        v.get(b"failure reason").unwrap().as_str(),
+        Some("Requested download is not authorized for use with this tracker.")
+    );
+    let r = t.get(&announce_target(
+        &IH,
+        &pid(0),
+        7000,
+        5,
+        "&compact=1&password=s3cret",
+    ));
+    assert_eq!(r.body, b"d8:response2:OKe");
+    let v = bencode::decode(&t.get("/scrape").body.clone())
+        .unwrap()
+        .get(b"files")
+        .unwrap()
+        .as_dict()
+        .unwrap()
+        .len();
+    assert_eq!(v, 1, "the announce was recorded");
+    t.stop();
+}
+
+#[test]
+fn http09_request_gets_the_bare_body() {
+    use std::io::{Read, Write};
+    let dir = tempdir();
+    let t = Tracker::start(&path_in(&dir, "dstate"), &[]);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", t.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"GET /scrape\r\n").unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    assert_eq!(
+        all, b"d5:filesdee",
+        "no status line or headers, connection closed"
+    );
+    t.stop();
+}
+
+#[test]
+fn aggregate_forward_sends_the_query_with_the_password() {
+    use std::io::{Read, Write};
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up_port = upstream.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Some(Ok(mut c)) = upstream.incoming().next() {
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut buf = vec![0u8; 4096];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = c.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+            let _ = tx.send(String::from_utf8_lossy(&got).into_owned());
+        }
+    });
+    let dir = tempdir();
+    let fwd = format!("http://127.0.0.1:{up_port}/announce,pw");
+    let t = Tracker::start(&path_in(&dir, "dstate"), &["--aggregate_forward", &fwd]);
+    let target = announce_target(&IH, &pid(0), 7000, 5, "&compact=1");
+    assert_eq!(t.get(&target).status, 200);
+    let got = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the announce was forwarded");
+    let query = target.strip_prefix("/announce?").unwrap();
+    assert!(
+        got.starts_with(&format!("GET /announce?{query}&password=pw HTTP/1.0\r\n")),
+        "{got}"
+    );
+    t.stop();
+}
+
+#[test]
+fn forwarded_ip_and_ip_parameter_overrides() {
+    // --nat_check 0: the overridden addresses are never dialled (only loopback traffic here).
+    let dir = tempdir();
+    let t = Tracker::start(
+        &path_in(&dir, "dstate"),
+        &["--nat_check", "0", "--only_local_override_ip", "1"],
+    );
+    let req = |target: String, extra_header: &str| {
+        let raw =
+            format!("GET {target} HTTP/1.1\r\nHost: x\r\n{extra_header}Connection: close\r\n\r\n");
+        raw_request(t.port, raw.as_bytes()).unwrap().remove(0)
+    };
+    // From 127.0.0.1 (local), the proxy header and the `ip` parameter are honoured.
+    req(
+        announce_target(&IH, &pid(0), 7000, 0, "&compact=1"),
+        "X-Forwarded-For: 203.0.113.7\r\n",
+    );
+    req(
+        announce_target(&IH, &pid(1), 7001, 0, "&compact=1&ip=198.51.100.4"),
+        "",
+    );
+    let r = t.get(&announce_target(&IH, &pid(2), 7002, 10, "&compact=1"));
+    let v = bencode::decode(&r.body).unwrap();
+    let mut ips: Vec<[u8; 4]> = v
+        .get(b"peers")
+        .unwrap()
+        .as_bytes()
+        .unwrap()
+        .chunks(6)
+        .map(|c| [c[0], c[1], c[2], c[3]])
+        .collect();
+    ips.sort();
+    assert_eq!(ips, vec![[198, 51, 100, 4], [203, 0, 113, 7]]);
+    t.stop();
+}
+
+#[test]
+fn unwritable_dfile_location_fails_at_start() {
+    let dir = tempdir();
+    let out = Command::new(BIN)
+        .args(["--port", "0", "--bind", "127.0.0.1", "--dfile"])
+        .arg(dir.path().join("no-such-dir").join("dstate"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot be saved"), "{err}");
+}

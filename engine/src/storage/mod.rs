@@ -28,7 +28,9 @@ pub mod verify;
 
 pub use files::{FileLayout, FilePool, FileSpec};
 pub use io::Storage;
-pub use recheck::{recheck, FileStatus, RecheckOptions, RecheckProgress, RecheckReport};
+pub use recheck::{
+    recheck, recheck_untrusted, FileStatus, RecheckOptions, RecheckProgress, RecheckReport,
+};
 pub use verify::{digest_batch, piece_digest};
 
 use crate::piece_map::PieceMapError;

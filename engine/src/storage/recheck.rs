@@ -142,6 +142,18 @@ pub async fn recheck(
     storage: Rc<Storage>,
     hashes: &[PieceHash],
     options: &RecheckOptions,
+    progress: impl FnMut(&RecheckProgress),
+) -> Result<RecheckReport, StorageError> {
+    recheck_untrusted(storage, hashes, None, options, progress).await
+}
+
+/// [`recheck`] after a resume record: pieces in `trusted` (`ResumeRecord::trusted_have`) are kept without being
+/// read, provided their bytes still exist on disk; only the other present pieces are read and hashed.
+pub async fn recheck_untrusted(
+    storage: Rc<Storage>,
+    hashes: &[PieceHash],
+    trusted: Option<&Bitfield>,
+    options: &RecheckOptions,
     mut progress: impl FnMut(&RecheckProgress),
 ) -> Result<RecheckReport, StorageError> {
     let map = storage.piece_map();
@@ -154,6 +166,17 @@ pub async fn recheck(
             },
         ));
     }
+    if let Some(t) = trusted {
+        if t.len() != piece_count {
+            return Err(StorageError::Geometry(
+                crate::piece_map::PieceMapError::PieceHashCount {
+                    listed: t.len() as usize,
+                    needed: piece_count,
+                },
+            ));
+        }
+    }
+    let is_trusted = |p: u32| trusted.is_some_and(|t| t.get(p));
     // Out-of-range settings are brought into range rather than refused (they only tune speed and memory).
     let read_size = options.read_size.clamp(MIN_READ_SIZE, MAX_READ_SIZE);
     let memory_budget = options.memory_budget.clamp(read_size, MAX_MEMORY_BUDGET);
@@ -180,6 +203,14 @@ pub async fn recheck(
         .collect();
 
     let mut have = Bitfield::new(piece_count).expect("piece count checked by the piece map");
+    // Trusted pieces whose bytes exist are had without reading; they are then no longer "to read".
+    let mut to_read = present.clone();
+    for p in 0..piece_count {
+        if present[p as usize] && is_trusted(p) {
+            have.set(p);
+            to_read[p as usize] = false;
+        }
+    }
     let mut report = RecheckReport {
         have: have.clone(),
         files,
@@ -190,7 +221,7 @@ pub async fn recheck(
         read_error_count: 0,
     };
     let bytes_to_read: u64 = (0..piece_count)
-        .filter(|&p| present[p as usize])
+        .filter(|&p| to_read[p as usize])
         .map(|p| map.piece_size(p) as u64)
         .sum();
     let mut state = RecheckProgress {
@@ -212,7 +243,7 @@ pub async fn recheck(
         }
         state.pieces_done = piece_count;
     } else {
-        let jobs = plan_jobs(&storage, &present, read_size);
+        let jobs = plan_jobs(&storage, &to_read, read_size);
         let mut jobs = jobs.into_iter().peekable();
         let mut in_flight: VecDeque<(u64, glommio::Task<JobData>)> = VecDeque::new();
         let mut in_flight_bytes = 0u64;
@@ -222,8 +253,8 @@ pub async fn recheck(
         let direct = Rc::new(DirectFiles::new(options.direct_io));
         // The large piece being hashed in parts: piece, hash state, no part failed to read.
         let mut big_piece: Option<(u32, Sha1, bool)> = None;
-        // Absent pieces are decided without reading.
-        let mut decided = present.iter().filter(|p| !**p).count() as u32;
+        // Absent and trusted pieces are decided without reading.
+        let mut decided = to_read.iter().filter(|p| !**p).count() as u32;
         loop {
             while let Some(job) = jobs.peek().copied() {
                 // What the read holds in memory: its length, or more if it reuses a larger buffer.

@@ -198,15 +198,23 @@ pub fn describe(m: &Metainfo, r: &VerifyReport) -> String {
     out
 }
 
+/// `piece` / `pieces` by count.
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        word.to_string()
+    } else {
+        format!("{word}s")
+    }
+}
+
 fn summary(r: &VerifyReport) -> String {
     let total = r.pieces.len();
     let good = r.count(PieceStatus::Good);
     let bad_files = r.files.iter().filter(|f| !f.is_ok()).count();
     if r.is_ok() {
-        return format!(
-            "verify: OK, all {total} pieces and {} files match",
-            r.files.len()
-        );
+        let files = r.files.len();
+        let (pieces_word, files_word) = (plural(total, "piece"), plural(files, "file"));
+        return format!("verify: OK, all {total} {pieces_word} and {files} {files_word} match");
     }
     format!(
         "verify: FAILED, {good} of {total} pieces OK, {} corrupt, {} incomplete; {bad_files} of {} files have problems",
