@@ -28,8 +28,22 @@ fn file_paths(torrent: &Torrent) -> Vec<Option<PathBuf>> {
         .collect()
 }
 
-/// The have-bitfield from a valid resume record whose every file is unchanged; `None` means "recheck".
-pub(super) async fn load(torrent: &Torrent) -> Option<Bitfield> {
+/// What the resume record allows at start-up.
+pub(super) enum Resume {
+    /// No usable record: recheck everything.
+    None,
+    /// Every file matches its stamp: these pieces, no recheck.
+    Valid(Bitfield),
+    /// Some files changed since the record (e.g. a crash mid-download): trust these pieces, recheck the rest.
+    Partial(Bitfield),
+}
+
+/// Loads the torrent's resume record and checks it against the files on disk.
+pub(super) async fn load(torrent: &Torrent) -> Resume {
+    load_inner(torrent).await.unwrap_or(Resume::None)
+}
+
+async fn load_inner(torrent: &Torrent) -> Option<Resume> {
     let path = torrent.config.resume_path.clone()?;
     let expected = Expected::new(torrent.config.metainfo.info_hash, &torrent.map);
     let paths = file_paths(torrent);
@@ -45,8 +59,12 @@ pub(super) async fn load(torrent: &Torrent) -> Option<Bitfield> {
         }
     };
     let trusted = record.trusted_have(&torrent.map, &current);
-    // Only a record that still holds entirely skips the recheck; otherwise check everything.
-    (trusted == record.have).then_some(trusted)
+    // Only a record that still holds entirely skips the recheck.
+    Some(if trusted == record.have {
+        Resume::Valid(trusted)
+    } else {
+        Resume::Partial(trusted)
+    })
 }
 
 /// Writes the record: snapshot the bitfield, fsync the data, then stamp the files and replace the record atomically.

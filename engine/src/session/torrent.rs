@@ -22,7 +22,8 @@ use crate::picker::PickerConfig;
 use crate::piece_map::PieceMap;
 use crate::rate::{RateMeasure, TokenBucket, DEFAULT_MAX_RATE_PERIOD};
 use crate::requester::{pipeline_depth, Requester, MAX_PEERS_PER_TORRENT};
-use crate::storage::{recheck, FilePool, RecheckOptions, Storage};
+use crate::storage::recheck::recheck_untrusted;
+use crate::storage::{FilePool, RecheckOptions, Storage};
 use crate::upload::UploadQueue;
 use crate::wire::{BlockRequest, Message};
 
@@ -273,11 +274,14 @@ impl Torrent {
 
     /// Resume record if valid, otherwise a recheck.
     async fn start_up(self: &Rc<Self>) -> Result<(), String> {
-        let resumed = super::resume_io::load(self).await;
-        let from_resume = resumed.is_some();
-        let have = match resumed {
-            Some(have) => have,
-            None => {
+        let (trusted, from_resume) = match super::resume_io::load(self).await {
+            super::resume_io::Resume::Valid(have) => (Some(have), true),
+            super::resume_io::Resume::Partial(have) => (Some(have), false),
+            super::resume_io::Resume::None => (None, false),
+        };
+        let have = match trusted {
+            Some(have) if from_resume => have,
+            trusted => {
                 if let Some(root) = self.probe_dir() {
                     let _ = cyclone_shard::dma_probe::warm_dma_probe(&root).await;
                 }
@@ -285,14 +289,21 @@ impl Torrent {
                     check_hashes: self.shared.config.check_hashes,
                     ..Default::default()
                 };
-                let report = recheck(self.storage.clone(), &self.hashes, &options, |p| {
-                    if p.bytes_to_read > 0 {
-                        if let Ok(mut st) = self.st.try_borrow_mut() {
-                            st.activity =
-                                Activity::Checking(p.bytes_read as f64 / p.bytes_to_read as f64);
+                let report = recheck_untrusted(
+                    self.storage.clone(),
+                    &self.hashes,
+                    trusted.as_ref(),
+                    &options,
+                    |p| {
+                        if p.bytes_to_read > 0 {
+                            if let Ok(mut st) = self.st.try_borrow_mut() {
+                                st.activity = Activity::Checking(
+                                    p.bytes_read as f64 / p.bytes_to_read as f64,
+                                );
+                            }
                         }
-                    }
-                })
+                    },
+                )
                 .await
                 .map_err(|e| e.to_string())?;
                 report.have
