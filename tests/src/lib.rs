@@ -6,6 +6,7 @@
 //! is set, in which case it prints why and returns early. A missing peer never makes a test pass silently.
 
 pub mod mini_tracker;
+pub mod opentracker;
 pub mod swarm;
 
 use std::path::{Path, PathBuf};

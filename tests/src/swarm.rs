@@ -33,6 +33,11 @@ pub fn fixture() -> Option<Fixture> {
 
 /// [`fixture`] with other files.
 pub fn fixture_with(files: &[(&str, usize)]) -> Option<Fixture> {
+    fixture_full(files, None)
+}
+
+/// [`fixture`] with other files and, optionally, another announce URL than the mini tracker's.
+pub fn fixture_full(files: &[(&str, usize)], announce: Option<&str>) -> Option<Fixture> {
     if !require_program("mktorrent", "mktorrent") {
         return None;
     }
@@ -45,7 +50,9 @@ pub fn fixture_with(files: &[(&str, usize)]) -> Option<Fixture> {
     let torrent = root.join("payload.torrent");
     run_ok(
         Command::new("mktorrent")
-            .args(["-l", "15", "-a", &tracker.announce_url(), "-o"])
+            .args(["-l", "15", "-a"])
+            .arg(announce.map_or_else(|| tracker.announce_url(), str::to_string))
+            .arg("-o")
             .arg(&torrent)
             .arg(root.join("seed/payload")),
     );

@@ -220,3 +220,54 @@ fn cyclone_skips_a_file_with_priority_minus_one() {
         "downloaded {downloaded} bytes: the skipped 1 MB file was fetched"
     );
 }
+
+#[test]
+fn cyclone_to_cyclone_through_opentracker_over_udp() {
+    // The info-hash does not depend on the announce URL: make the torrent, whitelist it, then point it at the
+    // tracker's real port.
+    let Some(f) = fixture_full(FILES, Some("udp://127.0.0.1:1/announce")) else {
+        return;
+    };
+    let info_hash = |t: &std::path::Path| {
+        *cyclone_metainfo::Metainfo::from_bytes(&std::fs::read(t).unwrap())
+            .unwrap()
+            .info_hash
+            .as_bytes()
+    };
+    let ih = info_hash(&f.torrent);
+    let Some(ot) = cyclone_tests::opentracker::OpenTracker::start(&f.root.join("ot"), &[ih]) else {
+        return;
+    };
+    ot.wait_until_whitelisted(&ih);
+    std::fs::remove_file(&f.torrent).unwrap();
+    cyclone_tests::run_ok(
+        Command::new("mktorrent")
+            .args(["-l", "15", "-a"])
+            .arg(format!("udp://127.0.0.1:{}/announce", ot.port))
+            .arg("-o")
+            .arg(&f.torrent)
+            .arg(f.root.join("seed/payload")),
+    );
+    assert_eq!(info_hash(&f.torrent), ih);
+    let _seed = ChildGuard::spawn(
+        &mut cyclone_download(&f, &f.root.join("seed"), &[]),
+        &f.root.join("seed.log"),
+    );
+    let start = std::time::Instant::now();
+    while ot.seeders(&ih) == 0 {
+        assert!(
+            start.elapsed() < DOWNLOAD_LIMIT,
+            "the seed never announced over UDP; log:\n{}",
+            log_of(&f.root.join("seed.log"))
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let work = f.root.join("leech");
+    let log = f.root.join("leech.log");
+    let mut dl = ChildGuard::spawn(
+        &mut cyclone_download(&f, &work, &["--exit-on-complete"]),
+        &log,
+    );
+    wait_ok(&mut dl, "cyclone leecher (UDP tracker)", &log);
+    assert_same_payload(&f.root.join("seed/payload"), &work.join("payload"));
+}

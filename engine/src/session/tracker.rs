@@ -2,7 +2,7 @@
 //!
 //! One task per torrent: asks the [`AnnounceSchedule`] what is due (started, completed, regular, retry, stopped),
 //! walks the BEP 12 tiers until a tracker answers (promoting it), feeds the peers to the torrent's dialler. HTTP
-//! trackers only so far; UDP URLs are skipped with a message.
+//! and UDP (BEP 15) trackers; https is reported as unsupported.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
@@ -16,6 +16,7 @@ use crate::announce::http::{announce_from_http, announce_request, warning_text};
 use crate::announce::http_response::{parse_response, Parsed, ResponseLimits};
 use crate::announce::schedule::{AnnounceSchedule, ScheduleConfig};
 use crate::announce::tiers::TrackerTiers;
+use crate::announce::udp::{Family, Request, RetransmitPolicy, Step, UdpAnnounce, UdpExchange};
 use crate::announce::url::{Host, Scheme, TrackerUrl};
 use crate::announce::{AnnounceParams, CryptoPolicy, Event, Key, Peer, ReplyLimits};
 
@@ -130,14 +131,8 @@ async fn announce_once(
     tracker_id: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<Outcome, String> {
-    if url.scheme != Scheme::Http {
-        return Err(format!(
-            "Problem connecting to tracker - {} trackers are not supported yet",
-            match url.scheme {
-                Scheme::Udp => "udp",
-                _ => "https",
-            }
-        ));
+    if url.scheme == Scheme::Https {
+        return Err("Problem connecting to tracker - https trackers are not supported yet".into());
     }
     let (left, uploaded, downloaded, connected) = {
         let st = torrent.st.borrow();
@@ -179,6 +174,9 @@ async fn announce_once(
         last: None,
         tracker_id,
     };
+    if url.scheme == Scheme::Udp {
+        return udp_announce(torrent, url, &params, timeout).await;
+    }
     let mut url = url.clone();
     for _ in 0..MAX_REDIRECTS {
         let request = announce_request(&url, &params, USER_AGENT);
@@ -211,6 +209,89 @@ async fn announce_once(
         });
     }
     Err("Problem connecting to tracker - too many redirects".into())
+}
+
+/// One BEP 15 exchange (connect + announce, retransmitted on the `15 × 2ⁿ` ladder, cut to `timeout` overall).
+async fn udp_announce(
+    torrent: &Torrent,
+    url: &TrackerUrl,
+    params: &AnnounceParams<'_>,
+    timeout: Duration,
+) -> Result<Outcome, String> {
+    let addr = resolve(url).await?;
+    let local = match (addr, torrent.shared.config.bind) {
+        (SocketAddr::V4(_), ip @ std::net::IpAddr::V4(_)) => SocketAddr::new(ip, 0),
+        (SocketAddr::V4(_), _) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        (SocketAddr::V6(_), ip @ std::net::IpAddr::V6(_)) => SocketAddr::new(ip, 0),
+        (SocketAddr::V6(_), _) => SocketAddr::from(([0u16; 8], 0)),
+    };
+    let family = if addr.is_ipv4() {
+        Family::V4
+    } else {
+        Family::V6
+    };
+    let io = |e: glommio::GlommioError<()>| format!("Problem connecting to tracker - {e}");
+    let socket = glommio::net::UdpSocket::bind(local).map_err(io)?;
+    socket.connect(addr).await.map_err(io)?;
+    let policy = RetransmitPolicy {
+        base: Duration::from_secs(15).min(timeout),
+        max_exponent: 2,
+    };
+    let mut exchange = UdpExchange::new(
+        Request::Announce(UdpAnnounce::from(params)),
+        url.path_and_query.as_bytes(),
+        family,
+        policy,
+        ReplyLimits::default().max_peers,
+        None,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut rng = fastrand::Rng::new();
+    let give_up = Instant::now() + timeout;
+    let mut step = exchange.start(Instant::now(), &mut rng);
+    let mut deadline = Instant::now();
+    let mut buf = vec![0u8; 2048];
+    // Bounded: each datagram moves the exchange or is ignored, and the overall timeout ends the loop.
+    loop {
+        match step {
+            Step::Send {
+                packet,
+                deadline: d,
+            } => {
+                deadline = d;
+                socket.send(&packet).await.map_err(io)?;
+            }
+            Step::Announced(o) => {
+                return Ok(Outcome {
+                    interval: Some(o.interval),
+                    min_interval: None,
+                    tracker_id: None,
+                    warning: None,
+                    peers: o.peers.iter().map(|p| p.addr).collect(),
+                })
+            }
+            Step::Rejected(msg) => return Err(msg),
+            Step::TimedOut => return Err("Problem connecting to tracker - timeout exceeded".into()),
+            Step::Scraped(_) => return Err("unexpected scrape reply".into()),
+            Step::Ignored => {}
+        }
+        let now = Instant::now();
+        if now >= give_up {
+            return Err("Problem connecting to tracker - timeout exceeded".into());
+        }
+        let wait = deadline.min(give_up).saturating_duration_since(now);
+        let got = glommio::timer::timeout(wait.max(Duration::from_millis(1)), async {
+            socket
+                .recv(&mut buf)
+                .await
+                .map_err(|e| glommio::GlommioError::from(std::io::Error::other(e.to_string())))
+        })
+        .await;
+        step = match got {
+            Ok(n) => exchange.on_packet(Instant::now(), &buf[..n], &mut rng),
+            Err(_) => exchange.on_timeout(Instant::now(), &mut rng),
+        };
+    }
 }
 
 async fn resolve(url: &TrackerUrl) -> Result<SocketAddr, String> {
