@@ -112,12 +112,20 @@ async fn run(
     // SAFETY: `dup` is an fd we own and give up here; the writer stream becomes its only owner.
     let writer_stream = unsafe { TcpStream::from_raw_fd(dup.into_raw_fd()) };
     let (wake_tx, wake_rx) = glommio::channels::local_channel::new_bounded(1);
-    let Some(key) = torrent.add_peer(addr, peer_id, fast, stream.as_raw_fd(), wake_tx) else {
+    let ext = Reserved::CYCLONE.negotiate(reserved);
+    let Some(key) = torrent.add_peer(
+        addr,
+        peer_id,
+        fast,
+        ext.extended,
+        stream.as_raw_fd(),
+        wake_tx,
+    ) else {
         return;
     };
     let writer = glommio::spawn_local(write_loop(torrent.clone(), key, writer_stream, wake_rx));
-    let ext = Reserved::CYCLONE.negotiate(reserved);
-    let decoder = MessageDecoder::new(torrent.map.piece_count(), ext, WireLimits::default());
+    let mut decoder = MessageDecoder::new(torrent.map.piece_count(), ext, WireLimits::default());
+    decoder.allow_late_bitfield(true);
     if let Err(e) = read_loop(&torrent, key, stream, decoder).await {
         super::debug(format_args!("peer {addr}: {e}"));
     }
@@ -234,14 +242,22 @@ fn handle(
             fill_peer(st, key, now);
         }
         Message::Bitfield(bf) => {
+            // A repeated bitfield (aria2) may only add pieces.
+            if let Some(known) = st.requester.peer_has(key) {
+                if known.iter_ones().any(|p| !bf.get(p)) {
+                    return Err("a later bitfield drops pieces".into());
+                }
+            }
             st.requester
                 .peer_bitfield(key, bf)
                 .map_err(|e| e.to_string())?;
+            refuse_seed_to_seed(st, key)?;
             update_interest(st, key);
             fill_peer(st, key, now);
         }
         Message::HaveAll => {
             st.requester.peer_have_all(key);
+            refuse_seed_to_seed(st, key)?;
             update_interest(st, key);
             fill_peer(st, key, now);
         }
@@ -299,6 +315,14 @@ fn handle(
     Ok(Follow::None)
 }
 
+/// Two seeds have nothing to exchange: close (BitTornado does the same).
+fn refuse_seed_to_seed(st: &TorrentState, key: PeerKey) -> Result<(), String> {
+    if st.have.is_complete() && st.requester.is_seed(key) {
+        return Err("seed to seed connection".into());
+    }
+    Ok(())
+}
+
 /// Interest changes are rare; the choker decides on the next tick-independent rechoke, run right away.
 fn torrent_rechoke_later(st: &mut TorrentState) {
     // The choker only reads snapshots: run it now with what we know.
@@ -352,7 +376,7 @@ async fn write_loop(
     let mut buf: Vec<u8> = Vec::new();
     loop {
         buf.clear();
-        let (upload, retry_in) = {
+        let (uploads, retry_in) = {
             let now = Instant::now();
             let mut guard = torrent.st.borrow_mut();
             let st = &mut *guard;
@@ -367,32 +391,40 @@ async fn write_loop(
                 break;
             }
             std::mem::swap(&mut buf, &mut p.out);
-            let mut upload = None;
+            let mut uploads = Vec::new();
             let mut retry_in = None;
-            if buf.len() < WRITE_BATCH && !p.upload.is_empty() {
+            let mut batch = buf.len() as u64;
+            // Several blocks per write, within the batch size and the upload rate limit.
+            while batch < WRITE_BATCH as u64 && !p.upload.is_empty() {
                 let len = p.upload_front_len();
                 if st.up_bucket.is_unlimited() || st.up_bucket.available(now) >= len {
                     st.up_bucket.take(now, len);
-                    upload = p.upload.pop();
+                    if let Some(r) = p.upload.pop() {
+                        uploads.push(r);
+                    }
+                    batch += len + 13;
                 } else {
                     retry_in = Some(
                         st.up_bucket
                             .time_until(now, len)
                             .max(Duration::from_millis(5)),
                     );
+                    break;
                 }
             }
-            (upload, retry_in)
+            (uploads, retry_in)
         };
-        if let Some(r) = upload {
+        let mut failed = false;
+        for r in uploads {
             buf.extend_from_slice(&encode_piece_header(r.piece, r.begin, r.length));
             if let Err(e) = torrent
                 .storage
                 .read_into(r.piece, r.begin, r.length, &mut buf)
                 .await
             {
-                log::warn!("upload read: {e}");
+                // BitTornado: data we claimed is gone ("told file complete on start-up, but data is missing").
                 torrent.st.borrow_mut().error = Some(e.to_string());
+                failed = true;
                 break;
             }
             let now = Instant::now();
@@ -403,6 +435,9 @@ async fn write_loop(
             if let Some(p) = st.peers.get_mut(&key) {
                 p.up_rate.update(now, len);
             }
+        }
+        if failed {
+            break;
         }
         if buf.is_empty() {
             let wait = retry_in.unwrap_or(Duration::from_secs(1));

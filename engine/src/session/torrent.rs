@@ -207,12 +207,17 @@ impl Torrent {
         })
     }
 
+    /// The session is stopping or the torrent failed: no new connections, announce `stopped`.
+    pub fn stopping(&self) -> bool {
+        self.shared.stop.load(Ordering::Relaxed) || self.st.borrow().error.is_some()
+    }
+
     /// Whether incoming connections are taken now (checked and not stopping).
     pub fn accepts_connections(&self) -> bool {
-        let st = self.st.borrow();
-        st.ready
-            && !self.shared.stop.load(Ordering::Relaxed)
-            && st.peers.len() < self.max_connections()
+        !self.stopping() && {
+            let st = self.st.borrow();
+            st.ready && st.peers.len() < self.max_connections()
+        }
     }
 
     pub fn max_connections(&self) -> usize {
@@ -245,7 +250,7 @@ impl Torrent {
         let mut last_report = Instant::now() - self.shared.config.display_interval;
         let mut last_resume = Instant::now();
         self.report();
-        while !self.shared.stop.load(Ordering::Relaxed) && self.st.borrow().error.is_none() {
+        while !self.stopping() {
             glommio::timer::sleep(TICK).await;
             let now = Instant::now();
             self.tick(now);
@@ -355,6 +360,7 @@ impl Torrent {
         addr: SocketAddr,
         peer_id: [u8; 20],
         fast: bool,
+        extended: bool,
         fd: i32,
         wake: glommio::channels::local_channel::LocalSender<()>,
     ) -> Option<PeerKey> {
@@ -407,6 +413,22 @@ impl Torrent {
             conn.send(&Message::HaveNone);
         } else if st.have.count_ones() > 0 {
             conn.send(&Message::Bitfield(st.have.clone()));
+        }
+        // BEP 10: our extension handshake (no extension messages yet; theirs are accepted and ignored).
+        if extended {
+            let ours = crate::extension::ExtensionHandshake {
+                messages: Vec::new(),
+                port: Some(self.shared.listen_port),
+                client: Some(concat!("cyclone ", env!("CARGO_PKG_VERSION")).to_string()),
+                request_queue: Some(crate::upload::MAX_QUEUED_UPLOAD_REQUESTS as u32),
+                your_ip: Some(addr.ip()),
+                metadata_size: None,
+            };
+            let payload = ours.encode();
+            conn.send(&Message::Extended(crate::wire::Extended {
+                id: 0,
+                payload: &payload,
+            }));
         }
         st.addrs.insert(addr);
         st.peers.insert(key, conn);
@@ -518,7 +540,7 @@ impl Torrent {
 
     /// Dials known peers while under `max_initiate` and the half-open limit.
     pub fn dial_more(self: &Rc<Self>) {
-        if self.shared.stop.load(Ordering::Relaxed) {
+        if self.stopping() {
             return;
         }
         let max_initiate = self.shared.config.max_initiate.min(self.max_connections());

@@ -6,7 +6,6 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -46,7 +45,7 @@ pub(super) async fn run(torrent: Rc<Torrent>) {
     let mut tracker_id: Option<Vec<u8>> = None;
     loop {
         let now = Instant::now();
-        if !stopping && torrent.shared.stop.load(Ordering::Relaxed) {
+        if !stopping && torrent.stopping() {
             stopping = true;
             schedule.stop();
         }
