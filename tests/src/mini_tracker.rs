@@ -70,6 +70,15 @@ impl MiniTracker {
         format!("http://{}/announce", self.addr)
     }
 
+    /// Lists a peer as if it had announced (for test peers that do not speak HTTP).
+    pub fn add_peer(&self, info_hash: &[u8; 20], peer_id: &[u8; 20], port: u16) {
+        let mut swarms = self.swarms.lock().unwrap();
+        swarms
+            .entry(info_hash.to_vec())
+            .or_default()
+            .push((peer_id.to_vec(), port));
+    }
+
     /// Peers currently listed, over all torrents.
     pub fn peer_count(&self) -> usize {
         self.swarms.lock().unwrap().values().map(Vec::len).sum()

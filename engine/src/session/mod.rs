@@ -216,6 +216,8 @@ pub struct TorrentStatus {
     pub peers_done: f64,
     /// Pieces that failed their hash check.
     pub hash_failures: u32,
+    /// Peers closed and banned for sending bad data.
+    pub banned_peers: u32,
     /// Last tracker error or warning, if any.
     pub tracker_message: Option<String>,
     /// The fatal error of a failed torrent.

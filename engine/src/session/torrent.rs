@@ -35,8 +35,10 @@ pub(super) const MAX_KNOWN_PEERS: usize = 1000;
 pub(super) const MAX_OUTGOING_BYTES: usize = 4 << 20;
 /// How often the torrent tick runs.
 const TICK: Duration = Duration::from_millis(250);
-/// Bad pieces a sole sender may send before it is closed (BitTornado kicks at more than one).
+/// Bad pieces a sole sender may send before it is closed and banned (BitTornado kicks at more than one).
 const MAX_BAD_PIECES_PER_PEER: u32 = 1;
+/// Most banned peer ids and addresses kept per torrent.
+const MAX_BANNED: usize = 1024;
 
 pub(super) type PeerKey = u32;
 
@@ -82,6 +84,10 @@ pub(super) struct TorrentState {
     pub known: VecDeque<SocketAddr>,
     /// Addresses connected or being dialled (no second connection to the same address).
     pub addrs: HashSet<SocketAddr>,
+    /// Peers that sent bad data: never dialled or accepted again (by peer id and address; on loopback every peer
+    /// shares one IP, so BitTornado's per-IP ban is not usable).
+    pub banned_ids: HashSet<[u8; 20]>,
+    pub banned_addrs: HashSet<SocketAddr>,
     pub down_rate: RateMeasure,
     pub up_rate: RateMeasure,
     pub down_bucket: TokenBucket,
@@ -89,6 +95,8 @@ pub(super) struct TorrentState {
     pub downloaded: u64,
     pub uploaded: u64,
     pub hash_failures: u32,
+    /// Peers closed and banned for sending bad data.
+    pub bad_peers_closed: u32,
     pub activity: Activity,
     pub resumed: bool,
     pub ready: bool,
@@ -140,6 +148,7 @@ impl Torrent {
                 peers: 0,
                 peers_done: 0.0,
                 hash_failures: 0,
+                banned_peers: 0,
                 tracker_message: None,
                 error: Some(msg),
             })
@@ -178,6 +187,8 @@ impl Torrent {
             half_open: HalfOpenLimit::default(),
             known: VecDeque::new(),
             addrs: HashSet::new(),
+            banned_ids: HashSet::new(),
+            banned_addrs: HashSet::new(),
             down_rate: RateMeasure::new(now, DEFAULT_MAX_RATE_PERIOD),
             up_rate: RateMeasure::new(now, DEFAULT_MAX_RATE_PERIOD),
             down_bucket: bucket(now, sc.max_download_rate),
@@ -185,6 +196,7 @@ impl Torrent {
             downloaded: 0,
             uploaded: 0,
             hash_failures: 0,
+            bad_peers_closed: 0,
             activity: Activity::Checking(0.0),
             resumed: false,
             ready: false,
@@ -369,6 +381,7 @@ impl Torrent {
         let st = &mut *guard;
         if st.peers.len() >= self.max_connections()
             || st.peers.values().any(|p| p.peer_id == peer_id)
+            || st.banned_ids.contains(&peer_id)
         {
             return None;
         }
@@ -553,7 +566,11 @@ impl Torrent {
             let Some(addr) = st.known.pop_front() else {
                 break;
             };
-            if st.addrs.contains(&addr) || addr == own || addr.port() == 0 {
+            if st.addrs.contains(&addr)
+                || st.banned_addrs.contains(&addr)
+                || addr == own
+                || addr.port() == 0
+            {
                 continue;
             }
             if addr.port() == self.shared.listen_port && addr.ip().is_loopback() {
@@ -614,8 +631,16 @@ impl Torrent {
                     if let Some(p) = st.peers.get_mut(&sole) {
                         p.bad_pieces += 1;
                     }
-                    if st.peers.get(&sole).map_or(0, |p| p.bad_pieces) > MAX_BAD_PIECES_PER_PEER {
-                        Self::close_peer(st, sole);
+                    if let Some(p) = st.peers.get(&sole) {
+                        if p.bad_pieces > MAX_BAD_PIECES_PER_PEER {
+                            let (id, addr) = (p.peer_id, p.addr);
+                            if st.banned_ids.len() < MAX_BANNED {
+                                st.banned_ids.insert(id);
+                                st.banned_addrs.insert(addr);
+                            }
+                            st.bad_peers_closed += 1;
+                            Self::close_peer(st, sole);
+                        }
                     }
                 }
             }
@@ -700,6 +725,7 @@ impl Torrent {
             peers,
             peers_done: if peers > 0 { done / peers as f64 } else { 0.0 },
             hash_failures: st.hash_failures,
+            banned_peers: st.bad_peers_closed,
             tracker_message: st.tracker_message.clone(),
             error: st.error.clone(),
         };

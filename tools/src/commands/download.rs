@@ -270,6 +270,7 @@ impl Printer {
                 "seeds": s.seeds,
                 "peers": s.peers,
                 "hash_failures": s.hash_failures,
+                "banned_peers": s.banned_peers,
                 "tracker_message": s.tracker_message,
                 "error": s.error,
             });
