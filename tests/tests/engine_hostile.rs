@@ -110,7 +110,7 @@ fn serve_corrupt(mut s: TcpStream, info_hash: [u8; 20], piece_count: u32) -> boo
     ours[48..].copy_from_slice(b"-EV0000-corruptseed0");
     let n = piece_count as usize;
     let mut bitfield = vec![0xffu8; n.div_ceil(8)];
-    if n % 8 != 0 {
+    if !n.is_multiple_of(8) {
         *bitfield.last_mut().unwrap() = 0xffu8 << (8 - n % 8);
     }
     let mut out = ours;
