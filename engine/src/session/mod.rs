@@ -212,6 +212,9 @@ pub struct TorrentStatus {
     /// Connected peers that have every piece, and the others.
     pub seeds: usize,
     pub peers: usize,
+    /// BitTornado's "distributed copies" (shown after the seed count, so seeds are not in it): the lowest availability
+    /// of any piece among connected non-seeds, plus the fraction of pieces available above that minimum.
+    pub distributed_copies: f64,
     /// Average completion of connected non-seed peers, 0..=1.
     pub peers_done: f64,
     /// Pieces that failed their hash check.

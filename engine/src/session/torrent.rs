@@ -146,6 +146,7 @@ impl Torrent {
                 uploaded: 0,
                 seeds: 0,
                 peers: 0,
+                distributed_copies: 0.0,
                 peers_done: 0.0,
                 hash_failures: 0,
                 banned_peers: 0,
@@ -299,7 +300,17 @@ impl Torrent {
         let have = match trusted {
             Some(have) if from_resume => have,
             trusted => {
-                if let Some(root) = self.probe_dir() {
+                let paths = self.data_paths();
+                let probe = glommio::executor()
+                    .spawn_blocking(move || {
+                        // A directory on the data's device holding a non-empty file, for glommio's DMA probe.
+                        paths
+                            .into_iter()
+                            .find(|p| p.metadata().is_ok_and(|m| m.len() > 0))
+                            .and_then(|p| p.parent().map(|d| d.to_path_buf()))
+                    })
+                    .await;
+                if let Some(root) = probe {
                     let _ = cyclone_shard::dma_probe::warm_dma_probe(&root).await;
                 }
                 let options = RecheckOptions {
@@ -350,14 +361,13 @@ impl Torrent {
         Ok(())
     }
 
-    /// A directory on the data's device holding a non-empty file, for glommio's DMA probe.
-    fn probe_dir(&self) -> Option<std::path::PathBuf> {
+    /// The paths of the torrent's non-padding files.
+    fn data_paths(&self) -> Vec<std::path::PathBuf> {
         let layout = self.storage.layout();
         (0..layout.file_count())
             .filter(|&i| !layout.is_padding(i))
             .map(|i| layout.path(i).to_path_buf())
-            .find(|p| p.metadata().map(|m| m.len() > 0).unwrap_or(false))
-            .and_then(|p| p.parent().map(|d| d.to_path_buf()))
+            .collect()
     }
 
     fn fail(&self, msg: String) {
@@ -723,6 +733,12 @@ impl Torrent {
             uploaded: st.uploaded,
             seeds,
             peers,
+            distributed_copies: {
+                let picker = st.requester.picker();
+                let min = (0..n).map(|p| picker.availability(p)).min().unwrap_or(0);
+                let above = (0..n).filter(|&p| picker.availability(p) > min).count();
+                f64::from(min) + above as f64 / f64::from(n.max(1))
+            },
             peers_done: if peers > 0 { done / peers as f64 } else { 0.0 },
             hash_failures: st.hash_failures,
             banned_peers: st.bad_peers_closed,

@@ -268,6 +268,7 @@ impl Printer {
                 "downloaded": s.downloaded,
                 "uploaded": s.uploaded,
                 "seeds": s.seeds,
+                "distributed_copies": s.distributed_copies,
                 "peers": s.peers,
                 "hash_failures": s.hash_failures,
                 "banned_peers": s.banned_peers,
@@ -326,7 +327,7 @@ impl Printer {
              download rate: {:.1} kB/s\n\
              upload rate:   {:.1} kB/s\n\
              share rating:  {}  ({:.1} MB up / {:.1} MB down)\n\
-             seed status:   {} {}, plus 0.000 distributed copies\n\
+             seed status:   {} {}, plus {:.3} distributed copies\n\
              peer status:   {} seen now, {:.1}% done at 0.0 kB/s",
             self.name,
             mb(s.total_length),
@@ -340,6 +341,7 @@ impl Printer {
             mb(s.downloaded),
             s.seeds,
             seen,
+            s.distributed_copies,
             s.peers,
             s.peers_done * 100.0,
         ));
