@@ -21,7 +21,7 @@ use super::{Handoff, ShardInput};
 use crate::connection_timers::HANDSHAKE_TIMEOUT;
 use crate::wire::{HandshakeHead, HANDSHAKE_HEAD_LEN};
 
-/// Connections accepted but whose handshake head has not arrived yet, per shard.
+/// Connections accepted but not yet handed to their torrent's shard, per shard.
 const MAX_PENDING_HANDSHAKES: usize = 256;
 
 /// The torrents a shard runs, by info-hash.
@@ -85,9 +85,11 @@ pub(super) async fn shard_main(ctx: ShardContext, input: ShardInput) {
             let router = router.clone();
             let torrents = accept_torrents.clone();
             glommio::spawn_local(async move {
+                // `pending` counts the connection until it is handed over, so a flood waiting on the mesh cannot
+                // pile up sockets beyond the bound.
                 let got = read_head(stream).await;
-                pending.set(pending.get() - 1);
                 let Some((fd, head_bytes, head)) = got else {
+                    pending.set(pending.get() - 1);
                     return;
                 };
                 let owner = shard_for_key(&head.info_hash, shards);
@@ -100,6 +102,7 @@ pub(super) async fn shard_main(ctx: ShardContext, input: ShardInput) {
                 } else if let Err(e) = router.call(owner, handoff).await {
                     log::debug!("hand-off to shard {owner} failed: {e}");
                 }
+                pending.set(pending.get() - 1);
             })
             .detach();
         }

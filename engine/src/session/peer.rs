@@ -26,6 +26,8 @@ use crate::wire::{
 
 /// Time allowed for an outgoing TCP connect.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// A write that does not complete in this time closes the connection (the peer is not reading).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Upper bound of bytes written per socket write (one upload block plus queued control messages).
 const WRITE_BATCH: usize = 256 << 10;
 
@@ -450,7 +452,15 @@ async fn write_loop(
             .await;
             continue;
         }
-        if stream.write_all(&buf).await.is_err() {
+        // A peer that stops reading is closed after WRITE_TIMEOUT instead of pinning the writer forever.
+        let written = glommio::timer::timeout(WRITE_TIMEOUT, async {
+            stream
+                .write_all(&buf)
+                .await
+                .map_err(glommio::GlommioError::from)
+        })
+        .await;
+        if written.is_err() {
             let mut st = torrent.st.borrow_mut();
             Torrent::close_peer(&mut st, key);
             break;
