@@ -197,6 +197,7 @@ pub fn btdownloadheadless(argv0: &str, args: &[OsString]) -> Result<(), CliError
         max_initiate: p.int("max_initiate").clamp(0, 1 << 16) as usize,
         max_connections: p.int("max_connections").clamp(0, 1 << 16) as usize,
         check_hashes: p.int("check_hashes") != 0,
+        breakup_seed_bitfield: p.int("breakup_seed_bitfield") != 0,
         max_files_open: p.int("max_files_open").clamp(0, 65536) as usize,
         keepalive_interval: secs("keepalive_interval"),
         timeout: secs("timeout"),

@@ -60,6 +60,9 @@ pub struct SessionConfig {
     pub max_initiate: usize,
     /// Absolute cap on connections per torrent [`--max_connections`], 0 = the requester's cap.
     pub max_connections: usize,
+    /// As a seed, send a bitfield with 2–4 of the first 32 pieces withheld, then HAVEs for them
+    /// [`--breakup_seed_bitfield`].
+    pub breakup_seed_bitfield: bool,
     /// Hash existing data at start-up [`--check_hashes`].
     pub check_hashes: bool,
     /// Open-file LRU per shard [`--max_files_open`].
@@ -89,6 +92,7 @@ impl Default for SessionConfig {
             max_uploads: crate::choker::DEFAULT_MAX_UPLOADS,
             max_initiate: 40,
             max_connections: 0,
+            breakup_seed_bitfield: true,
             check_hashes: true,
             max_files_open: crate::storage::files::DEFAULT_MAX_FILES_OPEN,
             keepalive_interval: crate::connection_timers::DEFAULT_KEEPALIVE_INTERVAL,

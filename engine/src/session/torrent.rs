@@ -430,7 +430,14 @@ impl Torrent {
             closing: false,
         };
         // Our pieces: BEP 6 peers get HAVE_ALL / HAVE_NONE when they apply, others a bitfield (skipped when empty).
-        if fast && st.have.is_complete() {
+        // A seed with `breakup_seed_bitfield` sends a cloaked bitfield and then HAVEs for the withheld pieces.
+        if st.have.is_complete() && self.shared.config.breakup_seed_bitfield {
+            let (cloaked, withheld) = st.have.cloaked(&mut st.rng);
+            conn.send(&Message::Bitfield(cloaked));
+            for piece in withheld {
+                conn.send(&Message::Have(piece));
+            }
+        } else if fast && st.have.is_complete() {
             conn.send(&Message::HaveAll);
         } else if fast && st.have.count_ones() == 0 {
             conn.send(&Message::HaveNone);

@@ -38,6 +38,9 @@ pub struct DownloadArgs {
     /// File priorities, one per file: 0 highest, 1 normal, 2 lowest, -1 don't download.
     #[arg(long, allow_hyphen_values = true)]
     pub priority: Option<String>,
+    /// As a seed, withhold 2-4 pieces from the bitfield and send them as HAVEs (1) or not (0).
+    #[arg(long = "breakup_seed_bitfield", default_value_t = 1)]
+    pub breakup_seed_bitfield: u8,
     /// Hash-check existing data at start-up (1) or trust what is on disk (0).
     #[arg(long = "check_hashes", default_value_t = 1)]
     pub check_hashes: u8,
@@ -80,6 +83,7 @@ pub fn run(args: &DownloadArgs) -> Result<(), CliError> {
         max_download_rate: kb(args.max_download_rate),
         max_uploads: args.max_uploads,
         check_hashes: args.check_hashes != 0,
+        breakup_seed_bitfield: args.breakup_seed_bitfield != 0,
         display_interval: Duration::from_secs_f64(args.display_interval.clamp(0.1, 3600.0)),
         min_announce_interval: Duration::from_secs(args.min_announce_interval),
         resume_interval: Duration::from_secs(args.resume_interval.max(1)),
