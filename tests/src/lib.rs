@@ -99,6 +99,25 @@ pub fn run_with_limit(cmd: &mut Command, limit: Duration) -> Output {
     }
 }
 
+/// Waits for a child for at most `limit`, killing it (and panicking) if it overruns.
+pub fn wait_with_limit(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child {} did not exit within {limit:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Runs a command that must succeed; returns its stdout as text.
 pub fn run_ok(cmd: &mut Command) -> String {
     let description = format!("{cmd:?}");

@@ -23,6 +23,11 @@ pub const ALIASES: &[(&str, Handler, &str)] = &[
         "download or seed one torrent (same as `cyclone download`, BitTornado's status block)",
     ),
     (
+        "bttrack",
+        crate::commands::tracker::bttrack,
+        "BitTornado's tracker, with bttrack's options (same as `cyclone tracker`)",
+    ),
+    (
         "btshowmetainfo",
         btshowmetainfo,
         "decode BitTorrent metainfo files (same as `cyclone show`, BitTornado's exact output)",

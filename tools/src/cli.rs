@@ -21,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Download (or seed, when complete) one torrent (btdownloadheadless).
     Download(commands::download::DownloadArgs),
+    /// Run the HTTP tracker (port 6969, state in ./cyclone-tracker.dfile, unless bttrack options say otherwise).
+    Tracker(commands::tracker::TrackerArgs),
     /// Describe torrent files: info-hash, files, sizes, trackers (BitTornado's btshowmetainfo layout, or --json).
     Show(commands::show::ShowArgs),
     /// Print the magnet link of each torrent file.

@@ -60,6 +60,7 @@ pub fn main_entry() -> ExitCode {
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Download(args) => commands::download::run(&args),
+        Command::Tracker(args) => commands::tracker::run(&args),
         Command::Show(args) => commands::show::run(&args),
         Command::Magnet(args) => commands::magnet::run(&args),
         Command::Make(args) => commands::make::run(&args),

@@ -11,4 +11,5 @@ pub mod reannounce;
 pub mod rename;
 pub mod sethttpseeds;
 pub mod show;
+pub mod tracker;
 pub mod verify;
