@@ -120,3 +120,61 @@ fn sigkill_while_seeding_restarts_from_the_resume_record() {
     assert_eq!(all.last().unwrap()["downloaded"], 0);
     assert_same_payload(&f.root.join("seed/payload"), &work.join("payload"));
 }
+
+/// Copies the original payload into `dir/payload` and flips one byte of `a.bin`.
+fn corrupted_copy(f: &Fixture, dir: &Path) {
+    for (name, _) in FILES {
+        let to = dir.join("payload").join(name);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(f.root.join("seed/payload").join(name), &to).unwrap();
+    }
+    let a = dir.join("payload/a.bin");
+    let mut bytes = std::fs::read(&a).unwrap();
+    bytes[100_000] ^= 0xff;
+    std::fs::write(&a, bytes).unwrap();
+}
+
+#[test]
+fn check_hashes_0_trusts_the_data_and_check_hashes_1_repairs_it() {
+    if !require_program("aria2c", "aria2") {
+        return;
+    }
+    let Some(f) = fixture() else { return };
+    let work = f.root.join("cy");
+    corrupted_copy(&f, &work);
+    let total = total_length();
+
+    // --check_hashes 0: every present piece is trusted, so the torrent is complete at once (BitTornado).
+    let log1 = f.root.join("run1.log");
+    let mut run1 = ChildGuard::spawn(
+        &mut cyclone_download(&f, &work, &["--check_hashes", "0", "--exit-on-complete"]),
+        &log1,
+    );
+    wait_ok(&mut run1, "cyclone --check_hashes 0", &log1);
+    let first = statuses(&log1).into_iter().next().expect("status lines");
+    assert_eq!(
+        first["have_bytes"].as_u64(),
+        Some(total),
+        "{}",
+        log_of(&log1)
+    );
+    assert_eq!(first["activity"], "seeding");
+
+    // --check_hashes 1 (default): the bad piece is found and fetched again from a seed. (The record the first run
+    // wrote lists every piece it trusted; without it the start-up check runs.)
+    std::fs::remove_dir_all(work.join("resume")).unwrap();
+    let _seed = aria2_seed(&f, &f.root.join("aria2.log"));
+    let log2 = f.root.join("run2.log");
+    let mut run2 = ChildGuard::spawn(
+        &mut cyclone_download(&f, &work, &["--exit-on-complete"]),
+        &log2,
+    );
+    wait_ok(&mut run2, "cyclone with the hash check", &log2);
+    assert_same_payload(&f.root.join("seed/payload"), &work.join("payload"));
+    let last = statuses(&log2).pop().unwrap();
+    let downloaded = last["downloaded"].as_u64().unwrap();
+    assert!(
+        downloaded > 0 && downloaded < total / 4,
+        "expected only the bad piece to be fetched, got {downloaded} bytes"
+    );
+}
