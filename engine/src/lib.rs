@@ -25,6 +25,8 @@
 //! - [`resume`]: the fast-resume record (bitfield + per-file stamps) and its crash-safe write.
 //! - [`storage`]: the disk edge: a torrent's files on glommio (io_uring), block reads and writes,
 //!   piece hash checks and recheck. It runs on the shard's executor.
+//! - [`session`]: the shard driver: torrents on the shard pool, peer connections over real sockets, tracker
+//!   announces, resume records; the runtime that turns the pure core into a client.
 
 pub mod allowed_fast;
 pub mod announce;
@@ -39,6 +41,7 @@ pub mod piece_map;
 pub mod rate;
 pub mod requester;
 pub mod resume;
+pub mod session;
 pub mod storage;
 pub mod upload;
 pub mod wire;

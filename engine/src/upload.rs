@@ -79,6 +79,11 @@ impl UploadQueue {
         self.queue.is_empty()
     }
 
+    /// The next request [`UploadQueue::pop`] would return.
+    pub fn front(&self) -> Option<&BlockRequest> {
+        self.queue.front()
+    }
+
     /// A REQUEST arrived.
     pub fn got_request(
         &mut self,

@@ -390,6 +390,8 @@ pub struct MessageDecoder {
     ext: Extensions,
     /// A non-keep-alive message has been decoded (bitfield-class messages must come first).
     seen_first: bool,
+    /// Let a BITFIELD through after the first message (see [`MessageDecoder::allow_late_bitfield`]).
+    late_bitfield: bool,
     poisoned: bool,
 }
 
@@ -409,10 +411,18 @@ impl MessageDecoder {
             limits,
             ext,
             seen_first: false,
+            late_bitfield: false,
             poisoned: false,
         };
         d.capacity = (4 + d.max_frame_payload() as usize).max(MIN_DECODER_CAPACITY);
         d
+    }
+
+    /// Accept a BITFIELD after the first message (still validated), leaving it to the caller to check it only adds
+    /// pieces. aria2 1.36 sends its bitfield a second time after INTERESTED; BitTornado would close such a peer,
+    /// which makes aria2 crawl. HAVE_ALL / HAVE_NONE stay first-only.
+    pub fn allow_late_bitfield(&mut self, allow: bool) {
+        self.late_bitfield = allow;
     }
 
     /// The most bytes this decoder will ever hold.
@@ -504,13 +514,16 @@ impl MessageDecoder {
                             m,
                             Message::Bitfield(_) | Message::HaveAll | Message::HaveNone
                         );
-                        if first_only && self.seen_first {
+                        let late_ok = self.late_bitfield && matches!(m, Message::Bitfield(_));
+                        if first_only && self.seen_first && !late_ok {
                             self.poisoned = true;
                             return Err(WireError::NotFirstMessage {
                                 message: name_of(payload[0]),
                             });
                         }
-                        if !matches!(m, Message::KeepAlive) {
+                        // Keep-alives and BEP 10 messages do not count: aria2 (and others) send their extension
+                        // handshake before the bitfield / HAVE_ALL, which BEP 10 allows.
+                        if !matches!(m, Message::KeepAlive | Message::Extended(_)) {
                             self.seen_first = true;
                         }
                         Ok(Some(m))
@@ -1027,6 +1040,20 @@ mod tests {
         assert!(decode_one(&mut d, &frame(&[5, 0xff, 0xc0]))
             .unwrap()
             .is_some());
+        // A repeated bitfield passes only when allowed.
+        let mut d = decoder(10);
+        d.allow_late_bitfield(true);
+        assert!(decode_one(&mut d, &frame(&[5, 0x80, 0x00]))
+            .unwrap()
+            .is_some());
+        assert!(decode_one(&mut d, &frame(&[5, 0xc0, 0x00]))
+            .unwrap()
+            .is_some());
+        assert!(decode_one(&mut d, &frame(&[14])).is_err());
+        // Nor does a BEP 10 extension handshake (aria2 sends it before HAVE_ALL).
+        let mut d = decoder(10);
+        assert!(decode_one(&mut d, &frame(b"\x14\x00de")).unwrap().is_some());
+        assert!(decode_one(&mut d, &frame(&[14])).unwrap().is_some());
         // Spare bits set.
         assert_eq!(
             decode_one(&mut decoder(10), &frame(&[5, 0xff, 0xe0])),

@@ -5,6 +5,10 @@
 //! A test that needs one and does not find it FAILS with the install command, unless `CYCLONE_SKIP_MISSING_PEERS=1`
 //! is set, in which case it prints why and returns early. A missing peer never makes a test pass silently.
 
+pub mod mini_tracker;
+pub mod opentracker;
+pub mod swarm;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -143,4 +147,50 @@ pub fn write_pseudo_random(path: &Path, len: usize, seed: u64) {
         std::fs::create_dir_all(parent).expect("create_dir_all");
     }
     std::fs::write(path, data).expect("write test data");
+}
+
+/// A child process killed (and reaped) when dropped, so a failing test never leaves peers running.
+pub struct ChildGuard(pub std::process::Child);
+
+impl ChildGuard {
+    /// Starts `cmd` with stdout/stderr sent to `log` (a file, for the failure message).
+    pub fn spawn(cmd: &mut Command, log: &Path) -> ChildGuard {
+        let out = std::fs::File::create(log).expect("create log file");
+        let err = out.try_clone().expect("clone log file");
+        let child = cmd
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        ChildGuard(child)
+    }
+
+    /// Waits up to `limit` for the process to exit; `None` if it is still running.
+    pub fn wait_for(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.0.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if start.elapsed() > limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A TCP port free on 127.0.0.1 right now (for peers that cannot be told to pick their own).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }

@@ -18,6 +18,11 @@ type Handler = fn(argv0: &str, args: &[OsString]) -> Result<(), CliError>;
 /// Every BitTornado program this build provides, with what it does.
 pub const ALIASES: &[(&str, Handler, &str)] = &[
     (
+        "btdownloadheadless",
+        crate::bittornado_download::btdownloadheadless,
+        "download or seed one torrent (same as `cyclone download`, BitTornado's status block)",
+    ),
+    (
         "bttrack",
         crate::commands::tracker::bttrack,
         "BitTornado's tracker, with bttrack's options (same as `cyclone tracker`)",

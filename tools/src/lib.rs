@@ -4,6 +4,7 @@
 
 pub mod aliases;
 pub mod bittornado_args;
+pub mod bittornado_download;
 pub mod bittornado_metainfo_tools;
 pub mod cli;
 pub mod commands;
@@ -58,6 +59,7 @@ pub fn main_entry() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
+        Command::Download(args) => commands::download::run(&args),
         Command::Tracker(args) => commands::tracker::run(&args),
         Command::Show(args) => commands::show::run(&args),
         Command::Magnet(args) => commands::magnet::run(&args),

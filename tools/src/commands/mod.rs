@@ -3,6 +3,7 @@
 
 pub mod completedir;
 pub mod copyannounce;
+pub mod download;
 pub mod edit;
 pub mod magnet;
 pub mod make;

@@ -1,0 +1,405 @@
+//! The session: the shard driver that turns the pure core into a client talking to real peers.
+//!
+//! [`Session::start`] binds one `SO_REUSEPORT` listener per shard on the same port, starts the shard pool
+//! (`cyclone_shard::ShardPool`) on its own thread and gives every torrent to the shard
+//! `shard_for_key(info_hash)`. That shard owns everything about the torrent ([`torrent`]): its storage, requester,
+//! choker, rate measures, peer connections ([`peer`]), tracker announces ([`tracker`]) and resume record
+//! ([`resume_io`]). An incoming connection is accepted by whichever shard the kernel picks; that shard reads the
+//! 48-byte handshake head and hands the socket to the owner through the pool's bounded mesh ([`listen`]); an
+//! unknown info-hash is closed.
+//!
+//! The caller sees the session through [`SessionHandle`]: a bounded channel of [`TorrentStatus`] reports (one per
+//! torrent every `display_interval`), a stop flag and `join`.
+//!
+//! Invariants: nothing blocks an executor (resume files and DNS go to glommio's blocking pool); a torrent's state is
+//! touched only by its shard; every queue is bounded (status channel, known-peer list, outgoing buffer per peer,
+//! mesh, upload queues, requester pipelines).
+
+mod listen;
+mod peer;
+mod resume_io;
+mod torrent;
+mod tracker;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cyclone_metainfo::Metainfo;
+use cyclone_shard::listener::{reuseport_listeners, ListenOptions};
+use cyclone_shard::{shard_for_key, ShardPool, ShardPoolConfig};
+
+use crate::storage::{FileLayout, FileSpec, StorageError};
+
+/// Capacity of the status channel to the caller; reports beyond it are dropped (the next one replaces them).
+const STATUS_CHANNEL_CAPACITY: usize = 64;
+/// Capacity of each inter-shard mesh channel (socket hand-offs in flight per pair of shards).
+const MESH_CAPACITY: usize = 64;
+/// Ports tried in a `minport..=maxport` range (BitTornado `find_and_bind`: 20 random ports).
+const PORT_ATTEMPTS: usize = 20;
+
+/// Session-wide settings (BitTornado option names in brackets; rates in bytes/s).
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Address to listen on and to dial from [`--bind`]; 0.0.0.0 = all interfaces.
+    pub bind: IpAddr,
+    /// Listen port range [`--minport`, `--maxport`]; `minport == 0` lets the kernel pick.
+    pub minport: u16,
+    pub maxport: u16,
+    /// Shards (executors); 0 = one per CPU.
+    pub shards: usize,
+    /// Upload and download limits in bytes/s, 0 = unlimited [`--max_upload_rate`, `--max_download_rate`].
+    pub max_upload_rate: u64,
+    pub max_download_rate: u64,
+    /// Upload slots [`--max_uploads`].
+    pub max_uploads: usize,
+    /// Stop dialling at this many connections [`--max_initiate`].
+    pub max_initiate: usize,
+    /// Absolute cap on connections per torrent [`--max_connections`], 0 = the requester's cap.
+    pub max_connections: usize,
+    /// As a seed, send a bitfield with 2–4 of the first 32 pieces withheld, then HAVEs for them
+    /// [`--breakup_seed_bitfield`].
+    pub breakup_seed_bitfield: bool,
+    /// Hash existing data at start-up [`--check_hashes`].
+    pub check_hashes: bool,
+    /// Open-file LRU per shard [`--max_files_open`].
+    pub max_files_open: usize,
+    /// [`--keepalive_interval`], [`--timeout`].
+    pub keepalive_interval: Duration,
+    pub timeout: Duration,
+    /// How often each torrent reports its status [`--display_interval`].
+    pub display_interval: Duration,
+    /// Floor under tracker intervals (tests with a fast tracker lower it).
+    pub min_announce_interval: Duration,
+    /// How often the resume record is rewritten while pieces arrive (it is also written on completion and stop).
+    pub resume_interval: Duration,
+    /// Our peer id (BitTornado style: client prefix + random).
+    pub peer_id: [u8; 20],
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            minport: 10000,
+            maxport: 60000,
+            shards: 0,
+            max_upload_rate: 0,
+            max_download_rate: 0,
+            max_uploads: crate::choker::DEFAULT_MAX_UPLOADS,
+            max_initiate: 40,
+            max_connections: 0,
+            breakup_seed_bitfield: true,
+            check_hashes: true,
+            max_files_open: crate::storage::files::DEFAULT_MAX_FILES_OPEN,
+            keepalive_interval: crate::connection_timers::DEFAULT_KEEPALIVE_INTERVAL,
+            timeout: crate::connection_timers::DEFAULT_IDLE_TIMEOUT,
+            display_interval: Duration::from_millis(500),
+            min_announce_interval: Duration::from_secs(30),
+            resume_interval: Duration::from_secs(30),
+            peer_id: random_peer_id(),
+        }
+    }
+}
+
+/// Connection-level diagnostics on stderr when `CYCLONE_DEBUG=1` (why a dial or a peer failed), for interop work.
+pub(crate) fn debug(msg: std::fmt::Arguments<'_>) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("CYCLONE_DEBUG").is_some_and(|v| v == "1")) {
+        eprintln!("cyclone: {msg}");
+    }
+}
+
+/// A fresh peer id: `-CY0100-` then 12 random alphanumeric bytes.
+pub fn random_peer_id() -> [u8; 20] {
+    let mut id = *b"-CY0100-000000000000";
+    let mut rng = fastrand::Rng::new();
+    for b in &mut id[8..] {
+        *b = rng.alphanumeric() as u8;
+    }
+    id
+}
+
+/// One torrent to run.
+#[derive(Debug, Clone)]
+pub struct TorrentConfig {
+    pub metainfo: Metainfo,
+    /// Where its files live.
+    pub layout: FileLayout,
+    /// Where its resume record is kept (`None`: no resume; always recheck).
+    pub resume_path: Option<PathBuf>,
+    /// BitTornado `--priority`: one value per file, 0 highest, 1 normal, 2 lowest, -1 skip (`None`: all normal).
+    pub file_priorities: Option<Vec<crate::picker::Priority>>,
+}
+
+impl TorrentConfig {
+    /// The BitTornado placement: without `saveas`, `info.name` in `dir`; with it, a single-file torrent is saved
+    /// as the file `saveas` and a multi-file torrent's files go under the directory `saveas`.
+    pub fn layout_for(
+        metainfo: &Metainfo,
+        dir: &Path,
+        saveas: Option<&Path>,
+    ) -> Result<FileLayout, StorageError> {
+        let info = &metainfo.info;
+        let Some(saveas) = saveas else {
+            return FileLayout::from_info(dir, info);
+        };
+        let saveas = if saveas.is_absolute() {
+            saveas.to_path_buf()
+        } else {
+            dir.join(saveas)
+        };
+        if info.is_single_file {
+            let parent = saveas.parent().unwrap_or(Path::new("/")).to_path_buf();
+            let name = saveas
+                .file_name()
+                .map(|n| std::os::unix::ffi::OsStrExt::as_bytes(n).to_vec())
+                .ok_or(StorageError::UnsafePath {
+                    path: saveas.display().to_string(),
+                    reason: "--saveas has no file name",
+                })?;
+            let spec = FileSpec {
+                path: vec![name],
+                length: info.total_length(),
+                padding: false,
+            };
+            FileLayout::new(&parent, vec![spec])
+        } else {
+            let specs = info
+                .files
+                .iter()
+                .map(|f| FileSpec {
+                    path: f.path.clone(),
+                    length: f.length,
+                    padding: f.is_padding(),
+                })
+                .collect();
+            FileLayout::new(&saveas, specs)
+        }
+    }
+}
+
+/// What a torrent is doing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activity {
+    /// Checking existing data; fraction done.
+    Checking(f64),
+    Downloading,
+    Seeding,
+    /// Stopped after a fatal error (see `error`).
+    Failed,
+    Stopped,
+}
+
+/// A torrent's status, sent to the caller every `display_interval`.
+#[derive(Debug, Clone)]
+pub struct TorrentStatus {
+    pub info_hash: [u8; 20],
+    pub activity: Activity,
+    /// The torrent started from a valid resume record (no recheck).
+    pub resumed: bool,
+    /// Bytes selected for download (all of the torrent unless files are skipped with priority -1).
+    pub total_length: u64,
+    /// Bytes of verified pieces among the selected ones.
+    pub have_bytes: u64,
+    pub pieces_have: u32,
+    pub piece_count: u32,
+    /// Bytes/s.
+    pub download_rate: f64,
+    pub upload_rate: f64,
+    /// Payload bytes received and sent this session.
+    pub downloaded: u64,
+    pub uploaded: u64,
+    /// Connected peers that have every piece, and the others.
+    pub seeds: usize,
+    pub peers: usize,
+    /// BitTornado's "distributed copies" (shown after the seed count, so seeds are not in it): the lowest availability
+    /// of any piece among connected non-seeds, plus the fraction of pieces available above that minimum.
+    pub distributed_copies: f64,
+    /// Average completion of connected non-seed peers, 0..=1.
+    pub peers_done: f64,
+    /// Pieces that failed their hash check.
+    pub hash_failures: u32,
+    /// Peers closed and banned for sending bad data.
+    pub banned_peers: u32,
+    /// Last tracker error or warning, if any.
+    pub tracker_message: Option<String>,
+    /// The fatal error of a failed torrent.
+    pub error: Option<String>,
+}
+
+/// Why a session could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Shard(#[from] cyclone_shard::ShardError),
+    #[error("couldn't listen - no port free in {minport}..={maxport}: {last}")]
+    NoPort {
+        minport: u16,
+        maxport: u16,
+        last: String,
+    },
+    #[error("cannot start the shard pool thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// State shared by every shard and the caller (read-only but for the stop flag).
+pub(crate) struct Shared {
+    pub config: SessionConfig,
+    pub stop: AtomicBool,
+    pub status_tx: SyncSender<TorrentStatus>,
+    pub listen_port: u16,
+}
+
+/// A socket handed from the accepting shard to the owner of its torrent, with the handshake head already read.
+pub(crate) struct Handoff {
+    pub fd: std::os::fd::OwnedFd,
+    pub head: [u8; crate::wire::HANDSHAKE_HEAD_LEN],
+}
+
+/// What each shard starts with.
+struct ShardInput {
+    listener: std::net::TcpListener,
+    mesh: cyclone_shard::mesh::MeshEndpoint<Handoff, bool>,
+    torrents: Vec<TorrentConfig>,
+    shared: Arc<Shared>,
+}
+
+/// A running session.
+pub struct SessionHandle {
+    shared: Arc<Shared>,
+    /// Status reports, one per torrent per `display_interval`.
+    pub status: Receiver<TorrentStatus>,
+    thread: Option<std::thread::JoinHandle<Result<(), cyclone_shard::ShardError>>>,
+}
+
+impl SessionHandle {
+    /// The port peers connect to.
+    pub fn listen_port(&self) -> u16 {
+        self.shared.listen_port
+    }
+
+    /// Asks every torrent to stop: announce `stopped`, write resume data, close connections.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// True once the shards have all returned.
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// Waits for the shards to finish (call [`SessionHandle::stop`] first).
+    pub fn join(mut self) -> Result<(), cyclone_shard::ShardError> {
+        match self.thread.take() {
+            Some(t) => t.join().unwrap_or_else(|_| {
+                Err(cyclone_shard::ShardError::Executor {
+                    shard: 0,
+                    message: "a shard panicked".into(),
+                })
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The session entry point.
+pub struct Session;
+
+impl Session {
+    /// Binds the listening port and starts the shard pool with `torrents`. Returns at once.
+    pub fn start(
+        config: SessionConfig,
+        torrents: Vec<TorrentConfig>,
+    ) -> Result<SessionHandle, SessionError> {
+        let pool_config = ShardPoolConfig {
+            shards: config.shards,
+            name: "cyclone-engine".into(),
+            io_memory: None,
+            pin: false,
+        };
+        let shards = ShardPool::shard_count(&pool_config)?;
+        // Check the locked-memory limit before binding anything, for a clear message.
+        cyclone_shard::memlock::io_memory_for(cyclone_shard::memlock::memlock_limit()?, shards)?;
+        let listeners = bind_listeners(&config, shards)?;
+        let listen_port = listeners[0]
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default();
+        let (status_tx, status) = std::sync::mpsc::sync_channel(STATUS_CHANNEL_CAPACITY);
+        let shared = Arc::new(Shared {
+            config,
+            stop: AtomicBool::new(false),
+            status_tx,
+            listen_port,
+        });
+        let mut per_shard: Vec<Vec<TorrentConfig>> = (0..shards).map(|_| Vec::new()).collect();
+        for t in torrents {
+            let owner = shard_for_key(t.metainfo.info_hash.as_bytes(), shards);
+            per_shard[owner].push(t);
+        }
+        let meshes = cyclone_shard::mesh::mesh::<Handoff, bool>(shards, MESH_CAPACITY);
+        let inputs: Vec<ShardInput> = listeners
+            .into_iter()
+            .zip(meshes)
+            .zip(per_shard)
+            .map(|((listener, mesh), torrents)| ShardInput {
+                listener,
+                mesh,
+                torrents,
+                shared: shared.clone(),
+            })
+            .collect();
+        let thread = std::thread::Builder::new()
+            .name("cyclone-session".into())
+            .spawn(move || {
+                ShardPool::run(&pool_config, inputs, |ctx, input| async move {
+                    listen::shard_main(ctx, input).await
+                })
+                .map(|_| ())
+            })
+            .map_err(SessionError::Thread)?;
+        Ok(SessionHandle {
+            shared,
+            status,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// One listener per shard on a port of `minport..=maxport` (random tries as BitTornado), or a kernel-chosen port.
+fn bind_listeners(
+    config: &SessionConfig,
+    shards: usize,
+) -> Result<Vec<std::net::TcpListener>, SessionError> {
+    let opts = ListenOptions::default();
+    if config.minport == 0 {
+        return Ok(reuseport_listeners(
+            SocketAddr::new(config.bind, 0),
+            shards,
+            opts,
+        )?);
+    }
+    let (lo, hi) = (config.minport, config.maxport.max(config.minport));
+    let mut rng = fastrand::Rng::new();
+    let mut last = String::new();
+    for attempt in 0..PORT_ATTEMPTS.min(usize::from(hi - lo) + 1) {
+        let port = if hi - lo < 50 {
+            lo + attempt as u16
+        } else {
+            rng.u16(lo..=hi)
+        };
+        match reuseport_listeners(SocketAddr::new(config.bind, port), shards, opts) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(SessionError::NoPort {
+        minport: lo,
+        maxport: hi,
+        last,
+    })
+}

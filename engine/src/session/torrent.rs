@@ -1,0 +1,841 @@
+//! One torrent on its shard: start-up (resume record or recheck), the per-torrent tick (choker, timers, dialling,
+//! status), piece completion (verify, HAVE broadcast, completion), and shutdown.
+//!
+//! All mutable state lives in [`TorrentState`] behind a `RefCell`; it is borrowed only between awaits, never across
+//! one. The pure core makes every decision; this file carries them out.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::bitfield::Bitfield;
+use crate::choker::{
+    is_snubbed, seeding_round_robin_period, ChokeAction, Choker, ChokerConfig, PeerSnapshot,
+    DEFAULT_SNUB_TIME,
+};
+use crate::connection_timers::{ConnectionTimers, HalfOpenLimit, TimerAction};
+use crate::picker::PickerConfig;
+use crate::piece_map::PieceMap;
+use crate::rate::{RateMeasure, TokenBucket, DEFAULT_MAX_RATE_PERIOD};
+use crate::requester::{pipeline_depth, Requester, MAX_PEERS_PER_TORRENT};
+use crate::storage::recheck::recheck_untrusted;
+use crate::storage::{FilePool, RecheckOptions, Storage};
+use crate::upload::UploadQueue;
+use crate::wire::{BlockRequest, Message};
+
+use super::{Activity, Shared, TorrentConfig, TorrentStatus};
+
+/// Most peer addresses kept from trackers, waiting to be dialled.
+pub(super) const MAX_KNOWN_PEERS: usize = 1000;
+/// A peer whose unsent outgoing bytes exceed this is not reading: it is closed.
+pub(super) const MAX_OUTGOING_BYTES: usize = 4 << 20;
+/// How often the torrent tick runs.
+const TICK: Duration = Duration::from_millis(250);
+/// Bad pieces a sole sender may send before it is closed and banned (BitTornado kicks at more than one).
+const MAX_BAD_PIECES_PER_PEER: u32 = 1;
+/// Most banned peer ids and addresses kept per torrent.
+const MAX_BANNED: usize = 1024;
+
+pub(super) type PeerKey = u32;
+
+/// One live connection, as the torrent sees it.
+pub(super) struct PeerConn {
+    pub addr: SocketAddr,
+    pub peer_id: [u8; 20],
+    /// Bytes to send, appended by anyone, drained by the connection's writer.
+    pub out: Vec<u8>,
+    pub wake: glommio::channels::local_channel::LocalSender<()>,
+    /// Raw fd of the connection's reader socket (open while the peer is in the map), for `shutdown`.
+    pub fd: i32,
+    pub am_choking: bool,
+    pub am_interested: bool,
+    pub peer_choking: bool,
+    pub peer_interested: bool,
+    pub upload: UploadQueue,
+    pub timers: ConnectionTimers,
+    pub down_rate: RateMeasure,
+    pub up_rate: RateMeasure,
+    /// Later of the peer's last unchoke and its last block (snubbing).
+    pub last_activity: Instant,
+    pub just_unchoked: bool,
+    pub bad_pieces: u32,
+    pub closing: bool,
+}
+
+impl PeerConn {
+    pub fn send(&mut self, msg: &Message<'_>) {
+        msg.encode_into(&mut self.out);
+        let _ = self.wake.try_send(());
+    }
+}
+
+/// Everything mutable about a torrent.
+pub(super) struct TorrentState {
+    pub requester: Requester<PeerKey>,
+    pub choker: Choker<PeerKey>,
+    pub have: Bitfield,
+    pub peers: HashMap<PeerKey, PeerConn>,
+    next_key: PeerKey,
+    pub half_open: HalfOpenLimit,
+    pub known: VecDeque<SocketAddr>,
+    /// Addresses connected or being dialled (no second connection to the same address).
+    pub addrs: HashSet<SocketAddr>,
+    /// Peers that sent bad data: never dialled or accepted again (by peer id and address; on loopback every peer
+    /// shares one IP, so BitTornado's per-IP ban is not usable).
+    pub banned_ids: HashSet<[u8; 20]>,
+    pub banned_addrs: HashSet<SocketAddr>,
+    pub down_rate: RateMeasure,
+    pub up_rate: RateMeasure,
+    pub down_bucket: TokenBucket,
+    pub up_bucket: TokenBucket,
+    pub downloaded: u64,
+    pub uploaded: u64,
+    pub hash_failures: u32,
+    /// Peers closed and banned for sending bad data.
+    pub bad_peers_closed: u32,
+    pub activity: Activity,
+    pub resumed: bool,
+    pub ready: bool,
+    pub complete_announced: bool,
+    pub tracker_message: Option<String>,
+    pub error: Option<String>,
+    /// Pieces verified since the last resume write.
+    pub resume_dirty: bool,
+    /// Selected pieces not verified yet; the download is done at 0.
+    pub wanted_missing: u32,
+    pub rng: fastrand::Rng,
+}
+
+/// A torrent on its shard.
+pub(super) struct Torrent {
+    pub info_hash: [u8; 20],
+    pub hashes: Vec<[u8; 20]>,
+    pub map: PieceMap,
+    pub storage: Rc<Storage>,
+    pub shared: Arc<Shared>,
+    pub config: TorrentConfig,
+    /// Per piece priority from the file priorities (`None`: every piece wanted at normal priority).
+    pub piece_priorities: Option<Vec<crate::picker::Priority>>,
+    pub st: RefCell<TorrentState>,
+}
+
+impl Torrent {
+    /// Builds the torrent's state; an error is reported as a failed status.
+    pub fn new(
+        config: TorrentConfig,
+        shared: Arc<Shared>,
+        pool: Rc<FilePool>,
+    ) -> Result<Torrent, Box<TorrentStatus>> {
+        let info_hash = *config.metainfo.info_hash.as_bytes();
+        let fail = |msg: String| {
+            Box::new(TorrentStatus {
+                info_hash,
+                activity: Activity::Failed,
+                resumed: false,
+                total_length: config.metainfo.info.total_length(),
+                have_bytes: 0,
+                pieces_have: 0,
+                piece_count: 0,
+                download_rate: 0.0,
+                upload_rate: 0.0,
+                downloaded: 0,
+                uploaded: 0,
+                seeds: 0,
+                peers: 0,
+                distributed_copies: 0.0,
+                peers_done: 0.0,
+                hash_failures: 0,
+                banned_peers: 0,
+                tracker_message: None,
+                error: Some(msg),
+            })
+        };
+        let map = PieceMap::from_info(&config.metainfo.info).map_err(|e| fail(e.to_string()))?;
+        let storage = Storage::new(map.clone(), config.layout.clone(), pool)
+            .map_err(|e| fail(e.to_string()))?;
+        let piece_priorities = match &config.file_priorities {
+            Some(p) if p.len() == map.file_count() => {
+                Some(crate::picker::piece_priorities(&map, p))
+            }
+            Some(p) => {
+                return Err(fail(format!(
+                    "bad priority list given, ignored: {} values for {} files",
+                    p.len(),
+                    map.file_count()
+                )))
+            }
+            None => None,
+        };
+        let now = Instant::now();
+        let sc = &shared.config;
+        let seed = fastrand::u64(..);
+        let st = TorrentState {
+            requester: Requester::new(map.clone(), PickerConfig::default(), seed),
+            choker: Choker::new(
+                ChokerConfig {
+                    max_uploads: sc.max_uploads,
+                    ..Default::default()
+                },
+                now,
+            ),
+            have: Bitfield::new(map.piece_count()).map_err(|e| fail(e.to_string()))?,
+            peers: HashMap::new(),
+            next_key: 0,
+            half_open: HalfOpenLimit::default(),
+            known: VecDeque::new(),
+            addrs: HashSet::new(),
+            banned_ids: HashSet::new(),
+            banned_addrs: HashSet::new(),
+            down_rate: RateMeasure::new(now, DEFAULT_MAX_RATE_PERIOD),
+            up_rate: RateMeasure::new(now, DEFAULT_MAX_RATE_PERIOD),
+            down_bucket: bucket(now, sc.max_download_rate),
+            up_bucket: bucket(now, sc.max_upload_rate),
+            downloaded: 0,
+            uploaded: 0,
+            hash_failures: 0,
+            bad_peers_closed: 0,
+            activity: Activity::Checking(0.0),
+            resumed: false,
+            ready: false,
+            complete_announced: false,
+            tracker_message: None,
+            error: None,
+            resume_dirty: false,
+            wanted_missing: map.piece_count(),
+            rng: fastrand::Rng::with_seed(seed ^ 1),
+        };
+        Ok(Torrent {
+            info_hash,
+            hashes: config.metainfo.info.pieces.clone(),
+            map,
+            storage: Rc::new(storage),
+            shared,
+            config,
+            piece_priorities,
+            st: RefCell::new(st),
+        })
+    }
+
+    /// The session is stopping or the torrent failed: no new connections, announce `stopped`.
+    pub fn stopping(&self) -> bool {
+        self.shared.stop.load(Ordering::Relaxed) || self.st.borrow().error.is_some()
+    }
+
+    /// Whether incoming connections are taken now (checked and not stopping).
+    pub fn accepts_connections(&self) -> bool {
+        !self.stopping() && {
+            let st = self.st.borrow();
+            st.ready && st.peers.len() < self.max_connections()
+        }
+    }
+
+    pub fn max_connections(&self) -> usize {
+        match self.shared.config.max_connections {
+            0 => MAX_PEERS_PER_TORRENT,
+            n => n.min(MAX_PEERS_PER_TORRENT),
+        }
+    }
+
+    /// Every selected piece is verified (the whole torrent unless files are skipped).
+    pub fn is_complete(&self) -> bool {
+        self.st.borrow().wanted_missing == 0
+    }
+
+    /// Whether `piece` is selected for download.
+    pub fn wanted(&self, piece: u32) -> bool {
+        self.piece_priorities
+            .as_ref()
+            .is_none_or(|p| p[piece as usize] >= 0)
+    }
+
+    /// The torrent's life: start-up, then ticks until the session stops, then shutdown.
+    pub async fn run(self: Rc<Self>) {
+        if let Err(msg) = self.start_up().await {
+            self.fail(msg);
+            self.report();
+            return;
+        }
+        let tracker = glommio::spawn_local(super::tracker::run(self.clone()));
+        let mut last_report = Instant::now() - self.shared.config.display_interval;
+        let mut last_resume = Instant::now();
+        self.report();
+        while !self.stopping() {
+            glommio::timer::sleep(TICK).await;
+            let now = Instant::now();
+            self.tick(now);
+            if now.duration_since(last_report) >= self.shared.config.display_interval {
+                last_report = now;
+                self.report();
+            }
+            if now.duration_since(last_resume) >= self.shared.config.resume_interval
+                && self.st.borrow().resume_dirty
+            {
+                last_resume = now;
+                self.st.borrow_mut().resume_dirty = false;
+                super::resume_io::save(&self).await;
+            }
+        }
+        // Shutdown: close every connection, let the tracker task send `stopped`, save the resume record.
+        self.close_all();
+        tracker.await;
+        super::resume_io::save(&self).await;
+        self.storage.close().await;
+        if self.st.borrow().error.is_none() {
+            self.st.borrow_mut().activity = Activity::Stopped;
+        }
+        self.report();
+    }
+
+    /// Resume record if valid, otherwise a recheck.
+    async fn start_up(self: &Rc<Self>) -> Result<(), String> {
+        let (trusted, from_resume) = match super::resume_io::load(self).await {
+            super::resume_io::Resume::Valid(have) => (Some(have), true),
+            super::resume_io::Resume::Partial(have) => (Some(have), false),
+            super::resume_io::Resume::None => (None, false),
+        };
+        let have = match trusted {
+            Some(have) if from_resume => have,
+            trusted => {
+                let paths = self.data_paths();
+                let probe = glommio::executor()
+                    .spawn_blocking(move || {
+                        // A directory on the data's device holding a non-empty file, for glommio's DMA probe.
+                        paths
+                            .into_iter()
+                            .find(|p| p.metadata().is_ok_and(|m| m.len() > 0))
+                            .and_then(|p| p.parent().map(|d| d.to_path_buf()))
+                    })
+                    .await;
+                if let Some(root) = probe {
+                    let _ = cyclone_shard::dma_probe::warm_dma_probe(&root).await;
+                }
+                let options = RecheckOptions {
+                    check_hashes: self.shared.config.check_hashes,
+                    ..Default::default()
+                };
+                let report = recheck_untrusted(
+                    self.storage.clone(),
+                    &self.hashes,
+                    trusted.as_ref(),
+                    &options,
+                    |p| {
+                        if p.bytes_to_read > 0 {
+                            if let Ok(mut st) = self.st.try_borrow_mut() {
+                                st.activity = Activity::Checking(
+                                    p.bytes_read as f64 / p.bytes_to_read as f64,
+                                );
+                            }
+                        }
+                    },
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                report.have
+            }
+        };
+        let mut st = self.st.borrow_mut();
+        for p in have.iter_ones() {
+            st.requester.mark_have(p);
+        }
+        if let Some(prio) = &self.piece_priorities {
+            st.requester.set_priorities(prio);
+        }
+        st.wanted_missing = (0..self.map.piece_count())
+            .filter(|&p| !have.get(p) && self.wanted(p))
+            .count() as u32;
+        st.have = have;
+        st.resumed = from_resume;
+        st.ready = true;
+        if st.wanted_missing == 0 {
+            st.activity = Activity::Seeding;
+            st.complete_announced = true; // already complete: no `completed` event (BitTornado)
+            let period = seeding_round_robin_period(self.map.piece_length());
+            st.choker.set_round_robin_period(period);
+        } else {
+            st.activity = Activity::Downloading;
+        }
+        Ok(())
+    }
+
+    /// The paths of the torrent's non-padding files.
+    fn data_paths(&self) -> Vec<std::path::PathBuf> {
+        let layout = self.storage.layout();
+        (0..layout.file_count())
+            .filter(|&i| !layout.is_padding(i))
+            .map(|i| layout.path(i).to_path_buf())
+            .collect()
+    }
+
+    fn fail(&self, msg: String) {
+        let mut st = self.st.borrow_mut();
+        st.error = Some(msg);
+        st.activity = Activity::Failed;
+    }
+
+    /// Registers a connection whose handshake completed; returns its key, or `None` if the torrent is full.
+    pub fn add_peer(
+        &self,
+        addr: SocketAddr,
+        peer_id: [u8; 20],
+        fast: bool,
+        extended: bool,
+        fd: i32,
+        wake: glommio::channels::local_channel::LocalSender<()>,
+    ) -> Option<PeerKey> {
+        let now = Instant::now();
+        let mut guard = self.st.borrow_mut();
+        let st = &mut *guard;
+        if st.peers.len() >= self.max_connections()
+            || st.peers.values().any(|p| p.peer_id == peer_id)
+            || st.banned_ids.contains(&peer_id)
+        {
+            return None;
+        }
+        let key = loop {
+            let k = st.next_key;
+            st.next_key = st.next_key.wrapping_add(1);
+            if !st.peers.contains_key(&k) {
+                break k;
+            }
+        };
+        st.requester.add_peer(key, fast).ok()?;
+        st.choker.peer_connected(key, &mut st.rng);
+        let mut timers = ConnectionTimers::new(
+            now,
+            self.shared.config.timeout,
+            self.shared.config.keepalive_interval,
+        );
+        timers.handshake_completed(now);
+        let mut conn = PeerConn {
+            addr,
+            peer_id,
+            out: Vec::new(),
+            wake,
+            fd,
+            am_choking: true,
+            am_interested: false,
+            peer_choking: true,
+            peer_interested: false,
+            upload: UploadQueue::new(fast),
+            timers,
+            down_rate: RateMeasure::new(now, DEFAULT_MAX_RATE_PERIOD),
+            up_rate: RateMeasure::new(now, DEFAULT_MAX_RATE_PERIOD),
+            last_activity: now,
+            just_unchoked: false,
+            bad_pieces: 0,
+            closing: false,
+        };
+        // Our pieces: BEP 6 peers get HAVE_ALL / HAVE_NONE when they apply, others a bitfield (skipped when empty).
+        // A seed with `breakup_seed_bitfield` sends a cloaked bitfield and then HAVEs for the withheld pieces.
+        if st.have.is_complete() && self.shared.config.breakup_seed_bitfield {
+            let (cloaked, withheld) = st.have.cloaked(&mut st.rng);
+            conn.send(&Message::Bitfield(cloaked));
+            for piece in withheld {
+                conn.send(&Message::Have(piece));
+            }
+        } else if fast && st.have.is_complete() {
+            conn.send(&Message::HaveAll);
+        } else if fast && st.have.count_ones() == 0 {
+            conn.send(&Message::HaveNone);
+        } else if st.have.count_ones() > 0 {
+            conn.send(&Message::Bitfield(st.have.clone()));
+        }
+        // BEP 10: our extension handshake (no extension messages yet; theirs are accepted and ignored).
+        if extended {
+            let ours = crate::extension::ExtensionHandshake {
+                messages: Vec::new(),
+                port: Some(self.shared.listen_port),
+                client: Some(concat!("cyclone ", env!("CARGO_PKG_VERSION")).to_string()),
+                request_queue: Some(crate::upload::MAX_QUEUED_UPLOAD_REQUESTS as u32),
+                your_ip: Some(addr.ip()),
+                metadata_size: None,
+            };
+            let payload = ours.encode();
+            conn.send(&Message::Extended(crate::wire::Extended {
+                id: 0,
+                payload: &payload,
+            }));
+        }
+        st.addrs.insert(addr);
+        st.peers.insert(key, conn);
+        drop(guard);
+        self.rechoke();
+        Some(key)
+    }
+
+    /// Forgets a connection (its reader ended).
+    pub fn remove_peer(&self, key: PeerKey) {
+        let mut st = self.st.borrow_mut();
+        if let Some(p) = st.peers.remove(&key) {
+            st.addrs.remove(&p.addr);
+            let _ = p.wake.try_send(());
+        }
+        st.requester.remove_peer(key);
+        st.choker.peer_disconnected(key);
+        drop(st);
+        self.rechoke();
+        self.fill_all();
+    }
+
+    /// Asks a connection to close (its reader sees EOF and cleans up).
+    pub fn close_peer(st: &mut TorrentState, key: PeerKey) {
+        if let Some(p) = st.peers.get_mut(&key) {
+            if !p.closing {
+                p.closing = true;
+                // SAFETY: `fd` is the reader's socket, which stays open while the peer is in the map; shutdown only
+                // changes the socket's state and is harmless on an fd that is still ours.
+                unsafe { libc::shutdown(p.fd, libc::SHUT_RDWR) };
+                let _ = p.wake.try_send(());
+            }
+        }
+    }
+
+    fn close_all(&self) {
+        let mut st = self.st.borrow_mut();
+        let keys: Vec<PeerKey> = st.peers.keys().copied().collect();
+        for k in keys {
+            Self::close_peer(&mut st, k);
+        }
+    }
+
+    /// Runs the choker over the current connections and sends the chokes/unchokes it decides.
+    pub fn rechoke(&self) {
+        let seeding = self.is_complete();
+        let now = Instant::now();
+        let mut guard = self.st.borrow_mut();
+        let st = &mut *guard;
+        let snaps = snapshots(st, now);
+        let actions = st
+            .choker
+            .rechoke(seeding, |k| snaps.get(&k).copied().unwrap_or_default());
+        apply_choke_actions(st, actions);
+    }
+
+    /// Sends requests to every peer with room in its pipeline.
+    pub fn fill_all(&self) {
+        let mut st = self.st.borrow_mut();
+        let keys: Vec<PeerKey> = st.peers.keys().copied().collect();
+        for k in keys {
+            fill_peer(&mut st, k, Instant::now());
+        }
+    }
+
+    /// The periodic work: choker tick, timers, snubbing, dialling.
+    fn tick(self: &Rc<Self>, now: Instant) {
+        let seeding = self.is_complete();
+        {
+            let mut guard = self.st.borrow_mut();
+            let st = &mut *guard;
+            if st.choker.tick_due(now) {
+                let snaps = snapshots(st, now);
+                let actions = st
+                    .choker
+                    .tick(now, seeding, |k| snaps.get(&k).copied().unwrap_or_default());
+                apply_choke_actions(st, actions);
+            }
+            let keys: Vec<PeerKey> = st.peers.keys().copied().collect();
+            for k in keys {
+                let action = st.peers[&k].timers.check(now);
+                match action {
+                    TimerAction::SendKeepAlive => {
+                        if let Some(p) = st.peers.get_mut(&k) {
+                            p.send(&Message::KeepAlive);
+                        }
+                    }
+                    TimerAction::Close(_) => Self::close_peer(st, k),
+                    _ => {}
+                }
+                // Snubbed peers lose their requests to others (BitTornado `snub_time`).
+                let snubbed = st.peers.get(&k).is_some_and(|p| {
+                    !p.outstanding_empty(&st.requester, k)
+                        && is_snubbed(now, p.peer_choking, p.last_activity, DEFAULT_SNUB_TIME)
+                });
+                if snubbed && !st.requester.in_endgame() {
+                    let cancels = st.requester.peer_snubbed(k);
+                    if let Some(p) = st.peers.get_mut(&k) {
+                        for c in cancels {
+                            p.send(&Message::Cancel(c));
+                        }
+                    }
+                }
+                fill_peer(st, k, now);
+            }
+        }
+        self.dial_more();
+    }
+
+    /// Dials known peers while under `max_initiate` and the half-open limit.
+    pub fn dial_more(self: &Rc<Self>) {
+        if self.stopping() {
+            return;
+        }
+        let max_initiate = self.shared.config.max_initiate.min(self.max_connections());
+        let own = SocketAddr::new(self.shared.config.bind, self.shared.listen_port);
+        let mut st = self.st.borrow_mut();
+        if !st.ready {
+            return;
+        }
+        while st.peers.len() + st.half_open.in_flight() < max_initiate {
+            let Some(addr) = st.known.pop_front() else {
+                break;
+            };
+            if st.addrs.contains(&addr)
+                || st.banned_addrs.contains(&addr)
+                || addr == own
+                || addr.port() == 0
+            {
+                continue;
+            }
+            if addr.port() == self.shared.listen_port && addr.ip().is_loopback() {
+                continue; // ourselves, as the tracker lists us
+            }
+            if !st.half_open.try_acquire() {
+                st.known.push_front(addr);
+                break;
+            }
+            st.addrs.insert(addr);
+            glommio::spawn_local(super::peer::outgoing(self.clone(), addr)).detach();
+        }
+    }
+
+    /// Adds peers from a tracker reply (bounded).
+    pub fn add_known(self: &Rc<Self>, peers: impl Iterator<Item = SocketAddr>) {
+        {
+            let mut st = self.st.borrow_mut();
+            for a in peers {
+                if st.known.len() >= MAX_KNOWN_PEERS {
+                    break;
+                }
+                if !st.known.contains(&a) {
+                    st.known.push_back(a);
+                }
+            }
+        }
+        self.dial_more();
+    }
+
+    /// A piece's blocks are all written: verify it, then announce it or re-download it.
+    pub async fn piece_complete(self: &Rc<Self>, piece: u32) {
+        let expected = self.hashes[piece as usize];
+        let verdict = self.storage.verify_piece(piece, &expected).await;
+        let passed = match verdict {
+            Ok(v) => v,
+            Err(e) => {
+                log::warn!("piece {piece}: {e}");
+                false
+            }
+        };
+        let just_completed;
+        {
+            let mut guard = self.st.borrow_mut();
+            let st = &mut *guard;
+            let senders = st.requester.piece_verified(piece, passed);
+            if passed {
+                if st.have.set(piece) && self.wanted(piece) {
+                    st.wanted_missing = st.wanted_missing.saturating_sub(1);
+                }
+                st.resume_dirty = true;
+                for p in st.peers.values_mut() {
+                    p.send(&Message::Have(piece));
+                }
+            } else {
+                st.hash_failures += 1;
+                if let [sole] = senders[..] {
+                    if let Some(p) = st.peers.get_mut(&sole) {
+                        p.bad_pieces += 1;
+                    }
+                    if let Some(p) = st.peers.get(&sole) {
+                        if p.bad_pieces > MAX_BAD_PIECES_PER_PEER {
+                            let (id, addr) = (p.peer_id, p.addr);
+                            if st.banned_ids.len() < MAX_BANNED {
+                                st.banned_ids.insert(id);
+                                st.banned_addrs.insert(addr);
+                            }
+                            st.bad_peers_closed += 1;
+                            Self::close_peer(st, sole);
+                        }
+                    }
+                }
+            }
+            // Interest may have flipped for every peer.
+            let keys: Vec<PeerKey> = st.peers.keys().copied().collect();
+            for k in keys {
+                update_interest(st, k);
+                fill_peer(st, k, Instant::now());
+            }
+            just_completed = passed && st.wanted_missing == 0 && !st.complete_announced;
+            if just_completed {
+                st.complete_announced = true;
+                st.activity = Activity::Seeding;
+                st.choker
+                    .set_round_robin_period(seeding_round_robin_period(self.map.piece_length()));
+                // Seed-to-seed connections are useless once we are complete.
+                let seeds: Vec<PeerKey> = st
+                    .peers
+                    .keys()
+                    .copied()
+                    .filter(|&k| st.requester.is_seed(k))
+                    .collect();
+                for k in seeds {
+                    Self::close_peer(st, k);
+                }
+            }
+        }
+        if just_completed {
+            self.storage.seal().await;
+            self.rechoke();
+            super::resume_io::save(self).await;
+            self.report();
+        }
+    }
+
+    /// Sends a status report to the caller (dropped if the channel is full).
+    pub fn report(&self) {
+        let now = Instant::now();
+        let mut st = self.st.borrow_mut();
+        let n = self.map.piece_count();
+        let (total_length, have_bytes) = if self.piece_priorities.is_none() {
+            let have = if st.have.is_complete() {
+                self.map.total_length()
+            } else {
+                st.have
+                    .iter_ones()
+                    .map(|p| u64::from(self.map.piece_size(p)))
+                    .sum()
+            };
+            (self.map.total_length(), have)
+        } else {
+            let size = |p: u32| u64::from(self.map.piece_size(p));
+            let wanted = (0..n).filter(|&p| self.wanted(p));
+            let total: u64 = wanted.clone().map(size).sum();
+            let have: u64 = wanted.filter(|&p| st.have.get(p)).map(size).sum();
+            (total, have)
+        };
+        let (mut seeds, mut peers, mut done) = (0usize, 0usize, 0f64);
+        let keys: Vec<PeerKey> = st.peers.keys().copied().collect();
+        for k in keys {
+            if st.requester.is_seed(k) {
+                seeds += 1;
+            } else {
+                peers += 1;
+                let c = st.requester.peer_has(k).map_or(0, |b| b.count_ones());
+                done += f64::from(c) / f64::from(n.max(1));
+            }
+        }
+        let status = TorrentStatus {
+            info_hash: self.info_hash,
+            activity: st.activity,
+            resumed: st.resumed,
+            total_length,
+            have_bytes,
+            pieces_have: st.have.count_ones(),
+            piece_count: n,
+            download_rate: st.down_rate.rate(now),
+            upload_rate: st.up_rate.rate(now),
+            downloaded: st.downloaded,
+            uploaded: st.uploaded,
+            seeds,
+            peers,
+            distributed_copies: {
+                let picker = st.requester.picker();
+                let min = (0..n).map(|p| picker.availability(p)).min().unwrap_or(0);
+                let above = (0..n).filter(|&p| picker.availability(p) > min).count();
+                f64::from(min) + above as f64 / f64::from(n.max(1))
+            },
+            peers_done: if peers > 0 { done / peers as f64 } else { 0.0 },
+            hash_failures: st.hash_failures,
+            banned_peers: st.bad_peers_closed,
+            tracker_message: st.tracker_message.clone(),
+            error: st.error.clone(),
+        };
+        let _ = self.shared.status_tx.try_send(status);
+    }
+}
+
+impl PeerConn {
+    fn outstanding_empty(&self, requester: &Requester<PeerKey>, key: PeerKey) -> bool {
+        requester.outstanding(key).is_empty()
+    }
+}
+
+fn bucket(now: Instant, rate: u64) -> TokenBucket {
+    // Burst: one second of data, at least two blocks.
+    TokenBucket::new(now, rate, rate.max(2 * 16384))
+}
+
+fn snapshots(st: &mut TorrentState, now: Instant) -> HashMap<PeerKey, PeerSnapshot> {
+    st.peers
+        .iter_mut()
+        .map(|(&k, p)| {
+            let snap = PeerSnapshot {
+                interested: p.peer_interested,
+                unchoked: !p.am_choking,
+                snubbed: is_snubbed(now, p.peer_choking, p.last_activity, DEFAULT_SNUB_TIME),
+                download_rate: p.down_rate.rate(now),
+                upload_rate: p.up_rate.rate(now),
+            };
+            (k, snap)
+        })
+        .collect()
+}
+
+fn apply_choke_actions(st: &mut TorrentState, actions: Vec<(PeerKey, ChokeAction)>) {
+    for (k, action) in actions {
+        let Some(p) = st.peers.get_mut(&k) else {
+            continue;
+        };
+        match action {
+            ChokeAction::Unchoke => {
+                p.am_choking = false;
+                p.send(&Message::Unchoke);
+            }
+            ChokeAction::Choke => {
+                p.am_choking = true;
+                p.send(&Message::Choke);
+                for r in p.upload.choked() {
+                    p.send(&Message::Reject(r));
+                }
+            }
+        }
+    }
+}
+
+/// Sends INTERESTED / NOT_INTERESTED when our interest in the peer flips.
+pub(super) fn update_interest(st: &mut TorrentState, key: PeerKey) {
+    let want = st.requester.is_interesting(key);
+    if let Some(p) = st.peers.get_mut(&key) {
+        if want != p.am_interested {
+            p.am_interested = want;
+            p.send(if want {
+                &Message::Interested
+            } else {
+                &Message::NotInterested
+            });
+        }
+    }
+}
+
+/// Tops up the peer's request pipeline, within the download rate limit.
+pub(super) fn fill_peer(st: &mut TorrentState, key: PeerKey, now: Instant) {
+    let Some(p) = st.peers.get_mut(&key) else {
+        return;
+    };
+    if p.closing || !p.am_interested || p.out.len() > MAX_OUTGOING_BYTES / 2 {
+        return;
+    }
+    let queue_limit = if st.down_bucket.is_unlimited() {
+        None
+    } else {
+        Some(st.down_bucket.available(now) / u64::from(crate::piece_map::BLOCK_SIZE))
+    };
+    let depth = pipeline_depth(p.down_rate.rate(now), p.just_unchoked, queue_limit);
+    p.just_unchoked = false;
+    let reqs: Vec<BlockRequest> = st.requester.fill(key, depth);
+    for r in reqs {
+        p.send(&Message::Request(r));
+    }
+}

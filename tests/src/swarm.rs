@@ -1,0 +1,181 @@
+//! Shared set-up for the engine's end-to-end tests: a loopback tracker, a multi-file payload and its torrent (made
+//! by mktorrent), and launchers for `cyclone download`, aria2c and python3-libtorrent on 127.0.0.1.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::mini_tracker::MiniTracker;
+use crate::{cyclone_bin, free_port, require_program, run_ok, write_pseudo_random, ChildGuard};
+
+/// Generous: the box is shared with compiling agents.
+pub const DOWNLOAD_LIMIT: Duration = Duration::from_secs(180);
+
+/// The multi-file payload: files of awkward sizes (crossing piece boundaries), nested, one tiny.
+pub const FILES: &[(&str, usize)] = &[
+    ("a.bin", 300_001),
+    ("sub/b.bin", 1_000_000),
+    ("sub/deeper/c.bin", 7),
+    ("z.bin", 65_536),
+];
+
+pub struct Fixture {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub tracker: MiniTracker,
+    pub torrent: PathBuf,
+}
+
+/// A tracker, the payload under `root/seed/payload`, and its torrent (made by mktorrent, 32 KiB pieces).
+pub fn fixture() -> Option<Fixture> {
+    fixture_with(FILES)
+}
+
+/// [`fixture`] with other files.
+pub fn fixture_with(files: &[(&str, usize)]) -> Option<Fixture> {
+    fixture_full(files, None)
+}
+
+/// [`fixture`] with other files and, optionally, another announce URL than the mini tracker's.
+pub fn fixture_full(files: &[(&str, usize)], announce: Option<&str>) -> Option<Fixture> {
+    if !require_program("mktorrent", "mktorrent") {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    for (i, (name, len)) in files.iter().enumerate() {
+        write_pseudo_random(&root.join("seed/payload").join(name), *len, i as u64 + 11);
+    }
+    let tracker = MiniTracker::start(2);
+    let torrent = root.join("payload.torrent");
+    run_ok(
+        Command::new("mktorrent")
+            .args(["-l", "15", "-a"])
+            .arg(announce.map_or_else(|| tracker.announce_url(), str::to_string))
+            .arg("-o")
+            .arg(&torrent)
+            .arg(root.join("seed/payload")),
+    );
+    Some(Fixture {
+        _dir: dir,
+        root,
+        tracker,
+        torrent,
+    })
+}
+
+pub fn assert_same_payload(original: &Path, copy: &Path) {
+    for (name, _) in FILES {
+        let a = std::fs::read(original.join(name)).unwrap();
+        let b = std::fs::read(copy.join(name))
+            .unwrap_or_else(|e| panic!("{}: {e}", copy.join(name).display()));
+        assert!(a == b, "{name} differs after the download");
+    }
+}
+
+pub fn log_of(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// `cyclone download` with loopback settings, in `workdir` (the payload lands in `workdir/payload`).
+pub fn cyclone_download(f: &Fixture, workdir: &Path, extra: &[&str]) -> Command {
+    std::fs::create_dir_all(workdir).unwrap();
+    let mut cmd = Command::new(cyclone_bin());
+    cmd.current_dir(workdir)
+        .arg("download")
+        .arg(&f.torrent)
+        .args(["--bind", "127.0.0.1", "--minport", "0", "--json"])
+        .args(["--display_interval", "1", "--min_announce_interval", "2"])
+        .arg("--resume_dir")
+        .arg(workdir.join("resume"))
+        .args(extra);
+    cmd
+}
+
+pub fn aria2_seed(f: &Fixture, log: &Path) -> ChildGuard {
+    let port = free_port();
+    ChildGuard::spawn(
+        Command::new("aria2c")
+            .arg(format!("--dir={}", f.root.join("seed").display()))
+            .args([
+                "--seed-ratio=0.0",
+                "--bt-seed-unverified=true",
+                "--enable-dht=false",
+                "--enable-dht6=false",
+                "--bt-enable-lpd=false",
+                "--enable-peer-exchange=false",
+                "--bt-external-ip=127.0.0.1",
+                "--disable-ipv6=true",
+                "--bt-tracker-interval=2",
+                "--summary-interval=0",
+            ])
+            .arg(format!("--listen-port={port}"))
+            .arg(&f.torrent),
+        log,
+    )
+}
+
+pub fn wait_ok(child: &mut ChildGuard, what: &str, log: &Path) {
+    match child.wait_for(DOWNLOAD_LIMIT) {
+        Some(s) if s.success() => {}
+        Some(s) => panic!("{what} failed with {s}; log:\n{}", log_of(log)),
+        None => panic!(
+            "{what} did not finish within {DOWNLOAD_LIMIT:?}; log:\n{}",
+            log_of(log)
+        ),
+    }
+}
+
+/// python3-libtorrent as seed or leecher (`mode` = "seed" | "download"), listening on `port`, for at most `secs`.
+pub fn libtorrent(f: &Fixture, mode: &str, dir: &Path, log: &Path) -> ChildGuard {
+    let script = f.root.join("lt_client.py");
+    std::fs::write(&script, LT_CLIENT).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    ChildGuard::spawn(
+        Command::new("/usr/bin/python3")
+            .arg(&script)
+            .arg(mode)
+            .arg(&f.torrent)
+            .arg(dir)
+            .arg(free_port().to_string())
+            .arg(DOWNLOAD_LIMIT.as_secs().to_string()),
+        log,
+    )
+}
+
+/// The libtorrent client of the reference notes: loopback only, no DHT/LSD/UPnP/NAT-PMP/uTP, no plugins.
+const LT_CLIENT: &str = r#"
+import sys, time
+import libtorrent as lt
+mode, tpath, save, port, secs = sys.argv[1:6]
+settings = {
+    'listen_interfaces': '127.0.0.1:' + port,
+    'outgoing_interfaces': '127.0.0.1',
+    'enable_dht': False, 'enable_lsd': False, 'enable_upnp': False, 'enable_natpmp': False,
+    'enable_incoming_utp': False, 'enable_outgoing_utp': False,
+    'min_announce_interval': 1, 'allow_multiple_connections_per_ip': True,
+}
+s = lt.session(settings, 0)
+atp = lt.add_torrent_params()
+atp.ti = lt.torrent_info(tpath)
+atp.save_path = save
+if mode == 'seed':
+    atp.flags |= lt.torrent_flags.seed_mode
+h = s.add_torrent(atp)
+deadline = time.time() + float(secs)
+while time.time() < deadline:
+    st = h.status()
+    if mode == 'download' and st.is_seeding:
+        print('done', flush=True)
+        sys.exit(0)
+    time.sleep(0.2)
+sys.exit(0 if mode == 'seed' else 3)
+"#;
+
+/// A seeding `cyclone download` in `root/seed` (the original data, hash-checked at start).
+pub fn cyclone_seed(f: &Fixture, log: &Path) -> ChildGuard {
+    let mut cmd = cyclone_download(f, &f.root.join("seed"), &[]);
+    let seed = ChildGuard::spawn(&mut cmd, log);
+    f.tracker.wait_for_peers(1, DOWNLOAD_LIMIT);
+    seed
+}

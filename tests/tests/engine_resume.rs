@@ -1,0 +1,180 @@
+//! Crash safety of `cyclone download`: SIGKILL mid-download resumes without starting over, and SIGKILL while seeding
+//! restarts from the resume record without rechecking. Real processes, real files, aria2c as the seed.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cyclone_tests::swarm::*;
+use cyclone_tests::{require_program, ChildGuard};
+
+/// The JSON status lines in a `cyclone download --json` log.
+fn statuses(log: &Path) -> Vec<serde_json::Value> {
+    log_of(log)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "status")
+        .collect()
+}
+
+fn wait_for_status(log: &Path, what: &str, pred: impl Fn(&serde_json::Value) -> bool) {
+    let start = Instant::now();
+    while !statuses(log).iter().any(&pred) {
+        assert!(
+            start.elapsed() < DOWNLOAD_LIMIT,
+            "no status with {what}; log:\n{}",
+            log_of(log)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn total_length() -> u64 {
+    FILES.iter().map(|(_, l)| *l as u64).sum()
+}
+
+#[test]
+fn sigkill_mid_download_resumes_without_starting_over() {
+    if !require_program("aria2c", "aria2") {
+        return;
+    }
+    let Some(f) = fixture() else { return };
+    let _seed = aria2_seed(&f, &f.root.join("aria2.log"));
+    let work = f.root.join("cy");
+    let total = total_length();
+    // 100 kB/s: the 1.3 MB payload takes ~13 s, long enough to be killed half-way.
+    let log1 = f.root.join("run1.log");
+    let mut run1 = ChildGuard::spawn(
+        &mut cyclone_download(
+            &f,
+            &work,
+            &["--max_download_rate", "100", "--resume_interval", "1"],
+        ),
+        &log1,
+    );
+    wait_for_status(&log1, "40% done", |v| {
+        v["have_bytes"].as_u64().unwrap_or(0) * 10 >= total * 4
+    });
+    std::thread::sleep(Duration::from_millis(1500)); // let a resume record be written
+    run1.0.kill().unwrap(); // SIGKILL
+    run1.0.wait().unwrap();
+    let before: u64 = statuses(&log1)
+        .last()
+        .and_then(|v| v["have_bytes"].as_u64())
+        .unwrap();
+    assert!(before < total, "finished before it could be killed");
+
+    let log2 = f.root.join("run2.log");
+    let mut run2 = ChildGuard::spawn(
+        &mut cyclone_download(&f, &work, &["--exit-on-complete"]),
+        &log2,
+    );
+    wait_ok(&mut run2, "cyclone download after SIGKILL", &log2);
+    assert_same_payload(&f.root.join("seed/payload"), &work.join("payload"));
+    let last = statuses(&log2).pop().expect("status lines");
+    let downloaded = last["downloaded"].as_u64().unwrap();
+    assert!(
+        downloaded < total,
+        "the second run downloaded {downloaded} of {total} bytes: it started over; log:\n{}",
+        log_of(&log2)
+    );
+}
+
+#[test]
+fn sigkill_while_seeding_restarts_from_the_resume_record() {
+    if !require_program("aria2c", "aria2") {
+        return;
+    }
+    let Some(f) = fixture() else { return };
+    let seed = aria2_seed(&f, &f.root.join("aria2.log"));
+    let work = f.root.join("cy");
+    let log1 = f.root.join("run1.log");
+    let mut run1 = ChildGuard::spawn(&mut cyclone_download(&f, &work, &[]), &log1);
+    wait_for_status(&log1, "seeding", |v| v["activity"] == "seeding");
+    // The record is written right after completion (after the data is fsynced).
+    let resume_dir = work.join("resume");
+    let start = Instant::now();
+    while std::fs::read_dir(&resume_dir).map_or(0, |d| d.count()) == 0 {
+        assert!(start.elapsed() < DOWNLOAD_LIMIT, "no resume record written");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    run1.0.kill().unwrap(); // SIGKILL while seeding
+    run1.0.wait().unwrap();
+    drop(seed); // nobody else has the data now
+
+    let log2 = f.root.join("run2.log");
+    let mut run2 = ChildGuard::spawn(
+        &mut cyclone_download(&f, &work, &["--exit-on-complete"]),
+        &log2,
+    );
+    wait_ok(&mut run2, "cyclone restart", &log2);
+    let all = statuses(&log2);
+    assert!(
+        all.iter().all(|v| v["activity"] != "checking"),
+        "{}",
+        log_of(&log2)
+    );
+    let first = all.first().expect("status lines");
+    assert_eq!(first["resumed"], true, "{}", log_of(&log2));
+    assert_eq!(first["activity"], "seeding", "{}", log_of(&log2));
+    assert_eq!(all.last().unwrap()["downloaded"], 0);
+    assert_same_payload(&f.root.join("seed/payload"), &work.join("payload"));
+}
+
+/// Copies the original payload into `dir/payload` and flips one byte of `a.bin`.
+fn corrupted_copy(f: &Fixture, dir: &Path) {
+    for (name, _) in FILES {
+        let to = dir.join("payload").join(name);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(f.root.join("seed/payload").join(name), &to).unwrap();
+    }
+    let a = dir.join("payload/a.bin");
+    let mut bytes = std::fs::read(&a).unwrap();
+    bytes[100_000] ^= 0xff;
+    std::fs::write(&a, bytes).unwrap();
+}
+
+#[test]
+fn check_hashes_0_trusts_the_data_and_check_hashes_1_repairs_it() {
+    if !require_program("aria2c", "aria2") {
+        return;
+    }
+    let Some(f) = fixture() else { return };
+    let work = f.root.join("cy");
+    corrupted_copy(&f, &work);
+    let total = total_length();
+
+    // --check_hashes 0: every present piece is trusted, so the torrent is complete at once (BitTornado).
+    let log1 = f.root.join("run1.log");
+    let mut run1 = ChildGuard::spawn(
+        &mut cyclone_download(&f, &work, &["--check_hashes", "0", "--exit-on-complete"]),
+        &log1,
+    );
+    wait_ok(&mut run1, "cyclone --check_hashes 0", &log1);
+    let first = statuses(&log1).into_iter().next().expect("status lines");
+    assert_eq!(
+        first["have_bytes"].as_u64(),
+        Some(total),
+        "{}",
+        log_of(&log1)
+    );
+    assert_eq!(first["activity"], "seeding");
+
+    // --check_hashes 1 (default): the bad piece is found and fetched again from a seed. (The record the first run
+    // wrote lists every piece it trusted; without it the start-up check runs.)
+    std::fs::remove_dir_all(work.join("resume")).unwrap();
+    let _seed = aria2_seed(&f, &f.root.join("aria2.log"));
+    let log2 = f.root.join("run2.log");
+    let mut run2 = ChildGuard::spawn(
+        &mut cyclone_download(&f, &work, &["--exit-on-complete"]),
+        &log2,
+    );
+    wait_ok(&mut run2, "cyclone with the hash check", &log2);
+    assert_same_payload(&f.root.join("seed/payload"), &work.join("payload"));
+    let last = statuses(&log2).pop().unwrap();
+    let downloaded = last["downloaded"].as_u64().unwrap();
+    assert!(
+        downloaded > 0 && downloaded < total / 4,
+        "expected only the bad piece to be fetched, got {downloaded} bytes"
+    );
+}

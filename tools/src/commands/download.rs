@@ -1,0 +1,408 @@
+//! `cyclone download TORRENT`: download (or seed, if the data is complete) one torrent with the engine's
+//! [`Session`], printing BitTornado's btdownloadheadless status block or `--json` status lines. Also the
+//! implementation behind the `btdownloadheadless` alias ([`crate::aliases`]).
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
+
+use cyclone_engine::session::{Activity, Session, SessionConfig, TorrentConfig, TorrentStatus};
+use cyclone_metainfo::Metainfo;
+
+use crate::error::CliError;
+
+#[derive(Debug, clap::Args)]
+pub struct DownloadArgs {
+    /// The .torrent file.
+    pub torrent: PathBuf,
+    /// Save as this file (single-file torrent) or directory (multi-file); default: the torrent's name here.
+    #[arg(long)]
+    pub saveas: Option<PathBuf>,
+    /// Upload limit in kB/s (0 = unlimited).
+    #[arg(long = "max_upload_rate", default_value_t = 0.0)]
+    pub max_upload_rate: f64,
+    /// Download limit in kB/s (0 = unlimited).
+    #[arg(long = "max_download_rate", default_value_t = 0.0)]
+    pub max_download_rate: f64,
+    /// Lowest listen port (0: let the system pick one).
+    #[arg(long, default_value_t = 10000)]
+    pub minport: u16,
+    /// Highest listen port.
+    #[arg(long, default_value_t = 60000)]
+    pub maxport: u16,
+    /// Address to listen on (default all interfaces).
+    #[arg(long)]
+    pub bind: Option<IpAddr>,
+    /// File priorities, one per file: 0 highest, 1 normal, 2 lowest, -1 don't download.
+    #[arg(long, allow_hyphen_values = true)]
+    pub priority: Option<String>,
+    /// As a seed, withhold 2-4 pieces from the bitfield and send them as HAVEs (1) or not (0).
+    #[arg(long = "breakup_seed_bitfield", default_value_t = 1)]
+    pub breakup_seed_bitfield: u8,
+    /// Hash-check existing data at start-up (1) or trust what is on disk (0).
+    #[arg(long = "check_hashes", default_value_t = 1)]
+    pub check_hashes: u8,
+    /// Upload slots.
+    #[arg(long = "max_uploads", default_value_t = 7)]
+    pub max_uploads: usize,
+    /// Where resume records are kept (default ~/.cyclone/resume; empty = no resume records).
+    #[arg(long = "resume_dir")]
+    pub resume_dir: Option<PathBuf>,
+    /// Seconds between status reports.
+    #[arg(long = "display_interval", default_value_t = 0.5)]
+    pub display_interval: f64,
+    /// Executors (0 = one per CPU).
+    #[arg(long, default_value_t = 0)]
+    pub shards: usize,
+    /// Floor under tracker announce intervals, seconds (lower it for fast loopback trackers).
+    #[arg(long = "min_announce_interval", default_value_t = 30, hide = true)]
+    pub min_announce_interval: u64,
+    /// Seconds between resume-record writes while downloading.
+    #[arg(long = "resume_interval", default_value_t = 30, hide = true)]
+    pub resume_interval: u64,
+    /// Exit once the download is complete instead of seeding.
+    #[arg(long = "exit-on-complete")]
+    pub exit_on_complete: bool,
+    /// Print one JSON object per status report instead of BitTornado's status block.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &DownloadArgs) -> Result<(), CliError> {
+    let metainfo = crate::torrent_file::read(&args.torrent)?;
+    let config = SessionConfig {
+        bind: args
+            .bind
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+        minport: args.minport,
+        maxport: args.maxport,
+        shards: args.shards,
+        max_upload_rate: kb(args.max_upload_rate),
+        max_download_rate: kb(args.max_download_rate),
+        max_uploads: args.max_uploads,
+        check_hashes: args.check_hashes != 0,
+        breakup_seed_bitfield: args.breakup_seed_bitfield != 0,
+        display_interval: Duration::from_secs_f64(args.display_interval.clamp(0.1, 3600.0)),
+        min_announce_interval: Duration::from_secs(args.min_announce_interval),
+        resume_interval: Duration::from_secs(args.resume_interval.max(1)),
+        ..Default::default()
+    };
+    let resume_dir = match &args.resume_dir {
+        Some(d) if d.as_os_str().is_empty() => None,
+        Some(d) => Some(d.clone()),
+        None => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cyclone/resume")),
+    };
+    run_session(
+        config,
+        metainfo,
+        args.priority.as_deref(),
+        args.saveas.as_deref(),
+        resume_dir.as_deref(),
+        args.exit_on_complete,
+        args.json,
+    )
+}
+
+/// kB/s (BitTornado: 1000 bytes) to bytes/s; negative (BitTornado's "automatic") is treated as unlimited.
+fn kb(rate: f64) -> u64 {
+    if rate > 0.0 {
+        cyclone_engine::rate::kilobytes_per_second(rate)
+    } else {
+        0
+    }
+}
+
+/// Set by SIGINT/SIGTERM: stop cleanly (announce `stopped`, write the resume record).
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_signal: libc::c_int) {
+    if STOP_REQUESTED.swap(true, Ordering::SeqCst) {
+        // A second signal: the user does not want to wait for the clean stop.
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(130) };
+    }
+}
+
+fn install_stop_signals() {
+    let handler: extern "C" fn(libc::c_int) = on_stop_signal;
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only touches an atomic and calls _exit, both async-signal-safe.
+        unsafe { libc::signal(sig, handler as libc::sighandler_t) };
+    }
+}
+
+/// Runs one torrent until it fails, completes (with `exit_on_complete`) or the process is killed.
+pub fn run_session(
+    config: SessionConfig,
+    metainfo: Metainfo,
+    priority: Option<&str>,
+    saveas: Option<&Path>,
+    resume_dir: Option<&Path>,
+    exit_on_complete: bool,
+    json: bool,
+) -> Result<(), CliError> {
+    let cwd = std::env::current_dir().map_err(|source| CliError::Io {
+        path: PathBuf::from("."),
+        source,
+    })?;
+    let layout = TorrentConfig::layout_for(&metainfo, &cwd, saveas)
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let name = String::from_utf8_lossy(&metainfo.info.name).into_owned();
+    let dest = match saveas {
+        Some(s) if s.is_absolute() => s.to_path_buf(),
+        Some(s) => cwd.join(s),
+        None => cwd.join(&name),
+    };
+    let resume_path = resume_dir.map(|d| d.join(format!("{}.resume", metainfo.info_hash)));
+    let file_priorities = match priority.filter(|p| !p.is_empty()) {
+        None => None,
+        Some(text) => {
+            match cyclone_engine::picker::parse_priority_list(text, metainfo.info.files.len()) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    // BitTornado reports the error and downloads everything.
+                    eprintln!("{e}");
+                    None
+                }
+            }
+        }
+    };
+    let torrent = TorrentConfig {
+        metainfo,
+        layout,
+        resume_path,
+        file_priorities,
+    };
+    install_stop_signals();
+    let handle = Session::start(config, vec![torrent])
+        .map_err(|e| CliError::Failed(format!("couldn't start: {e}")))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "listening", "port": handle.listen_port()})
+        );
+    }
+    let mut printer = Printer {
+        name,
+        dest,
+        json,
+        last_print: None,
+    };
+    let mut result = Ok(());
+    let mut stopping = false;
+    loop {
+        match handle.status.recv_timeout(Duration::from_millis(200)) {
+            Ok(status) => {
+                printer.print(&status);
+                match status.activity {
+                    Activity::Failed => {
+                        result = Err(CliError::Failed(
+                            status.error.unwrap_or_else(|| "download failed".into()),
+                        ));
+                        handle.stop();
+                        stopping = true;
+                    }
+                    Activity::Seeding if exit_on_complete && !stopping => {
+                        handle.stop();
+                        stopping = true;
+                    }
+                    _ => {}
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if STOP_REQUESTED.load(Ordering::SeqCst) && !stopping {
+            handle.stop();
+            stopping = true;
+        }
+        if handle.is_finished() {
+            while let Ok(status) = handle.status.try_recv() {
+                printer.print(&status);
+            }
+            break;
+        }
+    }
+    handle.join().map_err(|e| CliError::Failed(e.to_string()))?;
+    result
+}
+
+/// BitTornado's status block (btdownloadheadless) or JSON lines.
+struct Printer {
+    name: String,
+    dest: PathBuf,
+    json: bool,
+    last_print: Option<Instant>,
+}
+
+impl Printer {
+    fn print(&mut self, s: &TorrentStatus) {
+        let fraction = if s.total_length == 0 {
+            1.0
+        } else {
+            s.have_bytes as f64 / s.total_length as f64
+        };
+        // BitTornado prints at most every 0.1 s, except at 0 % and 100 %.
+        let now = Instant::now();
+        if let Some(last) = self.last_print {
+            if now.duration_since(last) < Duration::from_millis(100)
+                && fraction > 0.0
+                && fraction < 1.0
+            {
+                return;
+            }
+        }
+        self.last_print = Some(now);
+        if self.json {
+            let v = serde_json::json!({
+                "event": "status",
+                "info_hash": hex(&s.info_hash),
+                "activity": activity_name(s.activity),
+                "resumed": s.resumed,
+                "checking": match s.activity { Activity::Checking(f) => Some(f), _ => None },
+                "percent_done": (fraction * 1000.0).round() / 10.0,
+                "have_bytes": s.have_bytes,
+                "total_bytes": s.total_length,
+                "pieces_have": s.pieces_have,
+                "piece_count": s.piece_count,
+                "download_rate": s.download_rate,
+                "upload_rate": s.upload_rate,
+                "downloaded": s.downloaded,
+                "uploaded": s.uploaded,
+                "seeds": s.seeds,
+                "distributed_copies": s.distributed_copies,
+                "peers": s.peers,
+                "hash_failures": s.hash_failures,
+                "banned_peers": s.banned_peers,
+                "tracker_message": s.tracker_message,
+                "error": s.error,
+            });
+            println!("{v}");
+            return;
+        }
+        let mut out = String::from("\n\n\n\n");
+        if let Some(e) = &s.error {
+            out.push_str(&format!("ERROR:\n{e}\n"));
+        }
+        if let Some(m) = &s.tracker_message {
+            out.push_str(&format!("ERROR:\n{m}\n"));
+        }
+        let (percent, time_left) = match s.activity {
+            Activity::Checking(f) => (
+                format!("{:.1}", f * 100.0),
+                "checking existing data".to_string(),
+            ),
+            Activity::Seeding | Activity::Stopped if fraction >= 1.0 => {
+                ("100.0".to_string(), "Download Succeeded!".to_string())
+            }
+            Activity::Failed => ("0".to_string(), "Download Failed!".to_string()),
+            _ => {
+                let left = s.total_length - s.have_bytes;
+                let t = if s.download_rate > 0.0 {
+                    fmttime(left as f64 / s.download_rate)
+                } else {
+                    "<unknown>".to_string()
+                };
+                (format!("{:.1}", fraction * 100.0), t)
+            }
+        };
+        let mb = |b: u64| b as f64 / (1u64 << 20) as f64;
+        let share = if s.downloaded == 0 {
+            if s.uploaded > 0 {
+                "oo".to_string()
+            } else {
+                "0.000".to_string()
+            }
+        } else {
+            format!("{:.3}", s.uploaded as f64 / s.downloaded as f64)
+        };
+        let seen = if fraction >= 1.0 {
+            "seen recently"
+        } else {
+            "seen now"
+        };
+        out.push_str(&format!(
+            "saving:        {} ({:.1} MB)\n\
+             percent done:  {}\n\
+             time left:     {}\n\
+             download to:   {}\n\
+             download rate: {:.1} kB/s\n\
+             upload rate:   {:.1} kB/s\n\
+             share rating:  {}  ({:.1} MB up / {:.1} MB down)\n\
+             seed status:   {} {}, plus {:.3} distributed copies\n\
+             peer status:   {} seen now, {:.1}% done at 0.0 kB/s",
+            self.name,
+            mb(s.total_length),
+            percent,
+            time_left,
+            self.dest.display(),
+            s.download_rate / 1000.0,
+            s.upload_rate / 1000.0,
+            share,
+            mb(s.uploaded),
+            mb(s.downloaded),
+            s.seeds,
+            seen,
+            s.distributed_copies,
+            s.peers,
+            s.peers_done * 100.0,
+        ));
+        println!("{out}");
+    }
+}
+
+/// BitTornado's `fmttime`.
+fn fmttime(secs: f64) -> String {
+    if !secs.is_finite() || secs < 0.0 {
+        return "<unknown>".into();
+    }
+    if secs == 0.0 {
+        return "complete!".into();
+    }
+    let n = secs.round() as u64;
+    let (m, s) = (n / 60, n % 60);
+    let (h, m) = (m / 60, m % 60);
+    if h > 1_000_000 {
+        "<unknown>".into()
+    } else if h > 0 {
+        format!("{h} hour {m:02} min {s:02} sec")
+    } else {
+        format!("{m} min {s:02} sec")
+    }
+}
+
+fn activity_name(a: Activity) -> &'static str {
+    match a {
+        Activity::Checking(_) => "checking",
+        Activity::Downloading => "downloading",
+        Activity::Seeding => "seeding",
+        Activity::Failed => "failed",
+        Activity::Stopped => "stopped",
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fmttime_matches_bittornado() {
+        assert_eq!(fmttime(0.0), "complete!");
+        assert_eq!(fmttime(59.4), "0 min 59 sec");
+        assert_eq!(fmttime(3725.0), "1 hour 02 min 05 sec");
+        assert_eq!(fmttime(f64::INFINITY), "<unknown>");
+    }
+
+    #[test]
+    fn rates_are_kilobytes_of_1000() {
+        assert_eq!(kb(0.0), 0);
+        assert_eq!(kb(-1.0), 0);
+        assert_eq!(kb(12.5), 12_500);
+    }
+}
