@@ -9,9 +9,7 @@
 //! is killed when the test ends (by its own handle, whatever happens).
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use super::http::{announce_from_http, announce_request, scrape_from_http, scrape_request};
@@ -22,74 +20,6 @@ use super::{AnnounceParams, CryptoPolicy, Event, Key, Peer, ReplyLimits};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const INFO_HASH: [u8; 20] = [0xAB; 20];
-
-/// The tracker child process; killed and reaped on drop.
-struct Tracker {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Tracker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port free for both TCP and UDP on 127.0.0.1 (opentracker takes the same number for both here).
-fn free_port() -> Option<u16> {
-    for _ in 0..20 {
-        let tcp = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).ok()?;
-        let port = tcp.local_addr().ok()?.port();
-        if UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
-            return Some(port);
-        }
-    }
-    None
-}
-
-/// Starts opentracker in whitelist mode (the Debian build refuses everything else) with our test info-hash listed.
-/// `None` only if the binary is missing and `CYCLONE_SKIP_MISSING_PEERS=1` allows skipping (otherwise a missing
-/// opentracker fails the test with the command that installs it). It chroots into `dir`, so the whitelist path is
-/// relative to it.
-fn start_tracker(dir: &Path) -> Option<Tracker> {
-    if !cyclone_tests::require_program("opentracker", "opentracker") {
-        return None;
-    }
-    let hex: String = INFO_HASH.iter().map(|b| format!("{b:02x}")).collect();
-    std::fs::write(dir.join("whitelist.txt"), format!("{hex}\n")).unwrap();
-    for _attempt in 0..5 {
-        let port = free_port().expect("a free loopback port");
-        let mut child = Command::new("opentracker")
-            .args([
-                "-i",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-P",
-                &port.to_string(),
-            ])
-            .args(["-w", "whitelist.txt", "-d"])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn opentracker");
-        let deadline = Instant::now() + IO_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                break; // lost a race for the port: try another
-            }
-            if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
-                return Some(Tracker { child, port });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    panic!("opentracker did not start on loopback");
-}
 
 /// One HTTP exchange: send `request`, read the whole reply through our incremental parser, hand it to `f`.
 fn http_exchange<T>(port: u16, request: &[u8], f: impl FnOnce(&Parsed<'_>) -> T) -> T {
@@ -220,7 +150,8 @@ fn addrs(peers: &[Peer]) -> Vec<SocketAddr> {
 #[test]
 fn http_and_udp_against_opentracker() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(tracker) = start_tracker(dir.path()) else {
+    let Some(tracker) = cyclone_tests::opentracker::OpenTracker::start(dir.path(), &[INFO_HASH])
+    else {
         return; // skipping was explicitly allowed; require_program printed why
     };
     let url = TrackerUrl::parse(&format!("http://127.0.0.1:{}/announce", tracker.port)).unwrap();
