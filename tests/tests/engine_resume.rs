@@ -79,6 +79,95 @@ fn sigkill_mid_download_resumes_without_starting_over() {
     );
 }
 
+/// The crash test: several SIGKILLs at random points of a download. Each restart must keep at least what
+/// had been saved before the kill (a resume record is written every second), and the final data must be identical
+/// without the last run starting over. The schedule's seed is printed so a failure can be replayed.
+#[test]
+fn repeated_sigkills_at_random_points_each_restart_resumes() {
+    if !require_program("aria2c", "aria2") {
+        return;
+    }
+    let Some(f) = fixture() else { return };
+    let _seed = aria2_seed(&f, &f.root.join("aria2.log"));
+    let work = f.root.join("cy");
+    let total = total_length();
+    let mut rng = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+        | 1;
+    eprintln!("kill schedule seed: {rng}");
+    let mut next = move |bound: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % bound
+    };
+    let mut saved = 0u64;
+    for round in 0..3 {
+        let log = f.root.join(format!("kill-round-{round}.log"));
+        let mut run = ChildGuard::spawn(
+            &mut cyclone_download(
+                &f,
+                &work,
+                &["--max_download_rate", "100", "--resume_interval", "1"],
+            ),
+            &log,
+        );
+        // Resumed: the first status past checking already holds what was saved before the last kill.
+        wait_for_status(&log, "a downloading status", |v| {
+            v["activity"] != "checking"
+        });
+        let first = statuses(&log)
+            .into_iter()
+            .find(|v| v["activity"] != "checking")
+            .expect("status");
+        let resumed_with = first["have_bytes"].as_u64().unwrap_or(0);
+        assert!(
+            resumed_with >= saved,
+            "round {round}: restarted with {resumed_with} bytes, but {saved} were saved before the kill; log:\n{}",
+            log_of(&log)
+        );
+        // A random point: 3–8 % more of the payload (capped at 55 % so that no round can finish: at 100 kB/s the
+        // wait below adds at most ~20 %), then 1.5–2 s (past the next once-a-second resume write), then SIGKILL.
+        let target = (resumed_with + total * (3 + next(6)) / 100).min(total * 55 / 100);
+        wait_for_status(&log, "progress", |v| {
+            v["have_bytes"].as_u64().unwrap_or(0) >= target
+        });
+        saved = statuses(&log)
+            .last()
+            .and_then(|v| v["have_bytes"].as_u64())
+            .unwrap_or(0);
+        std::thread::sleep(Duration::from_millis(1500 + next(500)));
+        run.0.kill().unwrap(); // SIGKILL
+        run.0.wait().unwrap();
+        let at_kill = statuses(&log)
+            .last()
+            .and_then(|v| v["have_bytes"].as_u64())
+            .unwrap_or(0);
+        assert!(
+            at_kill < total,
+            "round {round}: finished before it could be killed"
+        );
+    }
+    let log = f.root.join("final.log");
+    let mut last_run = ChildGuard::spawn(
+        &mut cyclone_download(&f, &work, &["--exit-on-complete"]),
+        &log,
+    );
+    wait_ok(&mut last_run, "cyclone download after three SIGKILLs", &log);
+    assert_same_payload(&f.root.join("seed/payload"), &work.join("payload"));
+    let downloaded = statuses(&log)
+        .pop()
+        .and_then(|v| v["downloaded"].as_u64())
+        .unwrap();
+    assert!(
+        downloaded + saved <= total + total / 10,
+        "the last run downloaded {downloaded} bytes after {saved} had been saved: it did not resume; log:\n{}",
+        log_of(&log)
+    );
+}
+
 #[test]
 fn sigkill_while_seeding_restarts_from_the_resume_record() {
     if !require_program("aria2c", "aria2") {
