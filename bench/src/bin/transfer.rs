@@ -3,7 +3,12 @@
 //!
 //! Usage:
 //!   transfer --cyclone-bin PATH [--size-mib N (1024)] [--runs N (1, max 9)] [--limit-secs S (120)]
-//!            [--pairs cyclone,libtorrent,aria2] [--keep-logs]
+//!            [--pairs cyclone,libtorrent,aria2] [--keep-logs] [--perf-dir DIR] [--cyclone-shards N (0)]
+//!
+//! `--cyclone-shards N` passes `--shards N` to both cyclone processes (0: cyclone's default, one per CPU).
+//!
+//! `--perf-dir DIR` runs the cyclone seeder and leecher under `perf record -g -o DIR/<run>-<role>.data` (diagnosis
+//! only: the CPU figures then include perf's own process).
 //!
 //! The payload (pseudo-random, one file) is generated once under /tmp and deleted at the end with everything else.
 //! Every transfer gets its own torrent (same file, same 256 KiB pieces, a different `source` key in the info dict),
@@ -59,11 +64,15 @@ struct Opts {
     limit: Duration,
     pairs: Vec<Client>,
     keep_logs: bool,
+    /// Profile the cyclone seeder and leecher with `perf record -g`, data files in this directory.
+    perf_dir: Option<PathBuf>,
+    /// `--shards` for both cyclone processes (0: cyclone's default, one per CPU).
+    cyclone_shards: usize,
 }
 
 fn usage() -> String {
     "usage: transfer --cyclone-bin PATH [--size-mib N] [--runs N] [--limit-secs S] \
-     [--pairs cyclone,libtorrent,aria2] [--keep-logs]"
+     [--pairs cyclone,libtorrent,aria2] [--keep-logs] [--perf-dir DIR] [--cyclone-shards N]"
         .to_string()
 }
 
@@ -76,6 +85,8 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         limit: Duration::from_secs(120),
         pairs: vec![Client::Cyclone, Client::Libtorrent, Client::Aria2],
         keep_logs: false,
+        perf_dir: None,
+        cyclone_shards: 0,
     };
     let mut i = 0;
     while i < args.len() {
@@ -92,6 +103,8 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             "--cyclone-bin" => cyclone_bin = Some(PathBuf::from(v)),
             "--size-mib" => o.size_mib = num(v)? as usize,
             "--runs" => o.runs = num(v)? as usize,
+            "--cyclone-shards" => o.cyclone_shards = num(v)? as usize,
+            "--perf-dir" => o.perf_dir = Some(PathBuf::from(v)),
             "--limit-secs" => o.limit = Duration::from_secs(num(v)?),
             "--pairs" => {
                 o.pairs = v
@@ -502,10 +515,11 @@ fn seeder_cmd(
     let port = free_port().to_string();
     let cmd = match client {
         Client::Cyclone => {
-            let mut c = Command::new(&o.cyclone_bin);
+            let mut c = cyclone_command(o, resume, "seeder");
             c.current_dir(seed_dir)
                 .arg("download")
                 .arg(torrent)
+                .args(["--shards", &o.cyclone_shards.to_string()])
                 .args(["--bind", "127.0.0.1", "--minport", "0", "--json"])
                 .args([
                     "--display_interval",
@@ -558,10 +572,11 @@ fn leecher_cmd(
     let port = free_port().to_string();
     match client {
         Client::Cyclone => {
-            let mut c = Command::new(&o.cyclone_bin);
+            let mut c = cyclone_command(o, resume, "leecher");
             c.current_dir(dir)
                 .arg("download")
                 .arg(torrent)
+                .args(["--shards", &o.cyclone_shards.to_string()])
                 .args(["--bind", "127.0.0.1", "--minport", "0", "--json"])
                 .args([
                     "--display_interval",
@@ -599,6 +614,27 @@ fn leecher_cmd(
                 cmd: c,
                 done_marker: Some("Download complete"),
             }
+        }
+    }
+}
+
+/// The cyclone binary, or `perf record` running it when `--perf-dir` is given (named after the resume directory,
+/// which is unique per transfer).
+fn cyclone_command(o: &Opts, resume: &Path, role: &str) -> Command {
+    match &o.perf_dir {
+        None => Command::new(&o.cyclone_bin),
+        Some(dir) => {
+            let unique = resume
+                .parent()
+                .and_then(Path::file_name)
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut c = Command::new("perf");
+            c.args(["record", "-g", "-q", "-o"])
+                .arg(dir.join(format!("{unique}-{role}.data")))
+                .arg("--")
+                .arg(&o.cyclone_bin);
+            c
         }
     }
 }
@@ -653,7 +689,7 @@ impl Transfer<'_> {
     }
 
     fn run_in(&self, tag: &str, logs: &Path, leech_dir: &Path) -> Result<Outcome, String> {
-        let resume_seed = self.work.join(format!("resume-{tag}-seeder"));
+        let resume_seed = self.work.join(format!("resume-{tag}")).join("seeder");
         let resume_leech = leech_dir.join(".resume");
         for d in [&resume_seed, &resume_leech] {
             let _ = std::fs::remove_dir_all(d);
@@ -713,6 +749,15 @@ impl Transfer<'_> {
         };
         let wall = start.elapsed().as_secs_f64();
         let seeder_cpu = cpu_seconds(seeder.pid()).unwrap_or(f64::NAN) - seeder_cpu_before;
+        if self.o.perf_dir.is_some() {
+            // perf writes a usable file only when stopped by a signal it handles.
+            // SAFETY: signalling our own unreaped child.
+            unsafe { libc::kill(seeder.pid(), libc::SIGINT) };
+            let by = Instant::now() + Duration::from_secs(20);
+            while seeder.try_reap().is_none() && Instant::now() < by {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         drop(seeder);
         if code != 0 {
             return Err(format!("leecher exited with {code}"));
