@@ -36,7 +36,8 @@
 //! | libtorrent → libtorrent  | 4.34   | 4.23   | 247.4     | 2.65         | 2.64          |
 //! | aria2c → aria2c          | 8.40   | 7.39   | 127.8     | 1.17         | 1.92          |
 //!
-//! cyclone / best other: 0.59x (target ≥ 2x); an earlier run at load ~2 gave 0.72x (194 vs 270 MB/s).
+//! cyclone / best other: 0.59x (target ≥ 2x); runs at load ~2 and ~5 gave 0.72x (194 vs 270 MB/s) and 0.55x
+//! (112 vs 204 MB/s).
 //! Where cyclone's time goes (perf, perf stat, sock:inet_sock_set_state): a seeding torrent re-announces
 //! `completed` in a tight loop (session/tracker.rs calls `schedule.completed()` whenever `complete_announced` is
 //! set, so every success re-arms it: ~2,600 announces/s, and a re-dial of the leecher after each); the leecher
