@@ -13,11 +13,18 @@ use std::time::Duration;
 
 type Swarms = HashMap<Vec<u8>, Vec<(Vec<u8>, u16)>>;
 
+/// Every announce seen, as (peer port, `event` or "" for a periodic announce); at most [`MAX_LOGGED_ANNOUNCES`].
+type AnnounceLog = Vec<(u16, String)>;
+
+/// Bound on the announce log (a client announcing in a loop must not grow it without limit).
+pub const MAX_LOGGED_ANNOUNCES: usize = 100_000;
+
 /// A running tracker; stops when dropped.
 pub struct MiniTracker {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     swarms: Arc<Mutex<Swarms>>,
+    log: Arc<Mutex<AnnounceLog>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -29,7 +36,8 @@ impl MiniTracker {
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let swarms: Arc<Mutex<Swarms>> = Arc::default();
-        let (s, w) = (stop.clone(), swarms.clone());
+        let log: Arc<Mutex<AnnounceLog>> = Arc::default();
+        let (s, w, l) = (stop.clone(), swarms.clone(), log.clone());
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 match listener.accept() {
@@ -45,7 +53,7 @@ impl MiniTracker {
                                 Ok(n) => req.extend_from_slice(&buf[..n]),
                             }
                         }
-                        let body = answer(&req, &w, interval_secs);
+                        let body = answer(&req, &w, &l, interval_secs);
                         let head = format!(
                             "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                             body.len()
@@ -61,8 +69,31 @@ impl MiniTracker {
             addr,
             stop,
             swarms,
+            log,
             thread: Some(thread),
         }
+    }
+
+    /// The announces received from the client listening on `port`: each `event` (`started`, `completed`,
+    /// `stopped`) or "" for a periodic announce, in order.
+    pub fn announces_from(&self, port: u16) -> Vec<String> {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .filter(|(p, _)| *p == port)
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    /// The ports of every client that announced so far, in order of first announce.
+    pub fn announcing_ports(&self) -> Vec<u16> {
+        let log = self.log.lock().unwrap();
+        let mut ports: Vec<u16> = Vec::new();
+        for (p, _) in log.iter() {
+            if !ports.contains(p) {
+                ports.push(*p);
+            }
+        }
+        ports
     }
 
     /// The announce URL.
@@ -135,7 +166,7 @@ fn percent_decode(s: &[u8]) -> Vec<u8> {
     out
 }
 
-fn answer(req: &[u8], swarms: &Mutex<Swarms>, interval: u32) -> Vec<u8> {
+fn answer(req: &[u8], swarms: &Mutex<Swarms>, log: &Mutex<AnnounceLog>, interval: u32) -> Vec<u8> {
     let failure = |msg: &str| format!("d14:failure reason{}:{}e", msg.len(), msg).into_bytes();
     let line_end = req.iter().position(|&b| b == b'\r').unwrap_or(req.len());
     let line = &req[..line_end];
@@ -162,7 +193,17 @@ fn answer(req: &[u8], swarms: &Mutex<Swarms>, interval: u32) -> Vec<u8> {
     ) else {
         return failure("missing info_hash, peer_id or port");
     };
-    let stopped = params.get(&b"event"[..]).is_some_and(|e| e == b"stopped");
+    let event = params
+        .get(&b"event"[..])
+        .map(|e| String::from_utf8_lossy(e).into_owned())
+        .unwrap_or_default();
+    {
+        let mut log = log.lock().unwrap();
+        if log.len() < MAX_LOGGED_ANNOUNCES {
+            log.push((port, event.clone()));
+        }
+    }
+    let stopped = event == "stopped";
     let mut swarms = swarms.lock().unwrap();
     if swarms.len() >= 64 && !swarms.contains_key(ih) {
         return failure("too many torrents");

@@ -146,11 +146,13 @@ impl AnnounceSchedule {
         }
     }
 
-    /// The torrent is stopping: `stopped` goes out next, once, if the tracker ever acknowledged `started`.
+    /// The torrent is stopping: `stopped` goes out next, once, if the tracker ever acknowledged `started`. A
+    /// `completed` still pending goes out first (one attempt), so a download that finishes and exits at once
+    /// (`--exit-on-complete`) is still counted by the tracker.
     pub fn stop(&mut self) {
         if self.phase == Phase::Running {
             self.phase = Phase::Stopping;
-            self.completed_pending = false;
+            self.completed_pending &= self.started_acknowledged;
             self.retry_at = None;
         }
     }
@@ -185,7 +187,11 @@ impl AnnounceSchedule {
             // Stopping with nothing the tracker knows about is handled in `poll`; here both cases are "now".
             Phase::Stopping => Some((
                 self.last_sent.unwrap_or(self.regular_at),
-                event_due(Event::Stopped),
+                event_due(if self.completed_pending {
+                    Event::Completed
+                } else {
+                    Event::Stopped
+                }),
             )),
             Phase::Running => {
                 let pending = if !self.started_acknowledged {
@@ -315,6 +321,10 @@ impl AnnounceSchedule {
             return;
         }
         if self.phase == Phase::Stopping {
+            // While stopping, `completed` gets one attempt; `stopped` follows either way.
+            if event == Some(Event::Completed) {
+                self.completed_pending = false;
+            }
             return;
         }
         self.failures = self.failures.saturating_add(1);
@@ -513,6 +523,38 @@ mod tests {
         assert_eq!(s.next_wakeup(MANY), Some(t0 + secs(63 + 1800)));
     }
 
+    /// A download that completes and stops at once (`--exit-on-complete`) still tells the tracker `completed`, then
+    /// `stopped`; a failed `completed` while stopping gets no retry.
+    #[test]
+    fn stop_sends_a_pending_completed_first() {
+        let t0 = Instant::now();
+        let mut rng = fastrand::Rng::with_seed(1);
+        for completed_succeeds in [true, false] {
+            let mut s = AnnounceSchedule::new(t0, no_jitter());
+            s.poll(t0, MANY).unwrap();
+            s.on_success(t0, Some(1800), None, &mut rng);
+            s.completed();
+            s.stop();
+            let due = s.poll(t0 + secs(5), MANY).unwrap();
+            assert_eq!(due.event, Some(Event::Completed));
+            if completed_succeeds {
+                s.on_success(t0 + secs(6), Some(1800), None, &mut rng);
+            } else {
+                s.on_failure(t0 + secs(6), &mut rng);
+            }
+            let due = s.poll(t0 + secs(6), MANY).unwrap();
+            assert_eq!(due.event, Some(Event::Stopped));
+            s.on_success(t0 + secs(7), None, None, &mut rng);
+            assert!(s.is_finished());
+        }
+        // Never acknowledged: nothing at all, not even `completed`.
+        let mut s = AnnounceSchedule::new(t0, no_jitter());
+        s.completed();
+        s.stop();
+        assert_eq!(s.poll(t0, MANY), None);
+        assert!(s.is_finished());
+    }
+
     #[test]
     fn stop_sends_stopped_once_only_if_started_was_acknowledged() {
         let t0 = Instant::now();
@@ -528,7 +570,6 @@ mod tests {
         let mut s = AnnounceSchedule::new(t0, no_jitter());
         s.poll(t0, MANY).unwrap();
         s.on_success(t0, Some(1800), None, &mut rng);
-        s.completed();
         s.stop();
         let due = s.poll(t0 + secs(5), MANY).unwrap();
         assert_eq!(

@@ -100,7 +100,12 @@ pub(super) struct TorrentState {
     pub activity: Activity,
     pub resumed: bool,
     pub ready: bool,
+    /// The torrent is complete (from the start, or finished during this session).
     pub complete_announced: bool,
+    /// A download finished during this session and the tracker has not been told yet: set once when the last
+    /// wanted piece passes, taken once by the tracker task (`take_completion_event`). A torrent complete at start
+    /// never sends `completed` (BitTornado).
+    pub completion_event_due: bool,
     pub tracker_message: Option<String>,
     pub error: Option<String>,
     /// Pieces verified since the last resume write.
@@ -202,6 +207,7 @@ impl Torrent {
             resumed: false,
             ready: false,
             complete_announced: false,
+            completion_event_due: false,
             tracker_message: None,
             error: None,
             resume_dirty: false,
@@ -670,6 +676,7 @@ impl Torrent {
             just_completed = passed && st.wanted_missing == 0 && !st.complete_announced;
             if just_completed {
                 st.complete_announced = true;
+                st.completion_event_due = true;
                 st.activity = Activity::Seeding;
                 st.choker
                     .set_round_robin_period(seeding_round_robin_period(self.map.piece_length()));

@@ -45,12 +45,16 @@ pub(super) async fn run(torrent: Rc<Torrent>) {
     let mut tracker_id: Option<Vec<u8>> = None;
     loop {
         let now = Instant::now();
+        // Exactly once per finished download: re-arming `completed` on every pass made a seeding torrent announce
+        // in a tight loop (thousands of tracker connections per second, found by bench/src/bin/transfer.rs).
+        // Taken before the stop check, so a download that finishes and stops at once still reports `completed`
+        // (the schedule sends it before `stopped`).
+        if std::mem::take(&mut torrent.st.borrow_mut().completion_event_due) {
+            schedule.completed();
+        }
         if !stopping && torrent.stopping() {
             stopping = true;
             schedule.stop();
-        }
-        if torrent.st.borrow().complete_announced && !stopping {
-            schedule.completed();
         }
         if schedule.is_finished() {
             return;

@@ -47,9 +47,10 @@ pub struct DownloadArgs {
     /// Upload slots.
     #[arg(long = "max_uploads", default_value_t = 7)]
     pub max_uploads: usize,
-    /// Where resume records are kept (default ~/.cyclone/resume; empty = no resume records).
+    /// Where resume records are kept (default ~/.cyclone/resume; empty, `--resume_dir ""`, = no resume records).
+    /// A String, not a PathBuf: clap's path parser refuses the empty value that means "none".
     #[arg(long = "resume_dir")]
-    pub resume_dir: Option<PathBuf>,
+    pub resume_dir: Option<String>,
     /// Seconds between status reports.
     #[arg(long = "display_interval", default_value_t = 0.5)]
     pub display_interval: f64,
@@ -90,8 +91,8 @@ pub fn run(args: &DownloadArgs) -> Result<(), CliError> {
         ..Default::default()
     };
     let resume_dir = match &args.resume_dir {
-        Some(d) if d.as_os_str().is_empty() => None,
-        Some(d) => Some(d.clone()),
+        Some(d) if d.is_empty() => None,
+        Some(d) => Some(PathBuf::from(d)),
         None => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cyclone/resume")),
     };
     run_session(
