@@ -200,6 +200,70 @@ fn clock_ticks_per_sec() -> f64 {
     100.0
 }
 
+/// The load generator's executor (one, unpinned; small io_memory so it starts under an 8 MiB `ulimit -l`).
+fn client_executor() -> glommio::LocalExecutor {
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .io_memory(1 << 20)
+        .make()
+        .expect("client executor")
+}
+
+/// Request latencies in microseconds, 1 µs to 60 s, 3 significant figures.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
+}
+
+/// Runs the load for `duration_secs`, then stops it and reads the counters; in-flight requests may finish (each
+/// waited for at most 5 s) but are not counted.
+async fn stop_and_drain(
+    duration_secs: u64,
+    stop: &Cell<bool>,
+    tasks: Vec<glommio::Task<()>>,
+    ok: &Cell<u64>,
+    errors: &Cell<u64>,
+) -> (u64, u64) {
+    glommio::timer::sleep(Duration::from_secs(duration_secs)).await;
+    stop.set(true);
+    let counts = (ok.get(), errors.get());
+    for t in tasks {
+        let _ = glommio::timer::timeout(Duration::from_secs(5), async move {
+            t.await;
+            Ok(())
+        })
+        .await;
+    }
+    counts
+}
+
+/// Turns one run's counts into a [`RunResult`], with the server's CPU time per successful request when its pid
+/// is known (`cpu0`: its CPU ticks when the run started).
+fn run_result(
+    o: &Opts,
+    start: Instant,
+    cpu0: Option<u64>,
+    ok: u64,
+    errors: u64,
+    hist: Histogram<u64>,
+) -> RunResult {
+    let elapsed = start
+        .elapsed()
+        .min(Duration::from_secs(o.duration) + Duration::from_millis(50));
+    let cpu1 = o.server_pid.and_then(cpu_ticks);
+    let server_cpu_us = match (cpu0, cpu1) {
+        (Some(a), Some(b)) if ok > 0 => {
+            Some((b - a) as f64 / clock_ticks_per_sec() * 1e6 / ok as f64)
+        }
+        _ => None,
+    };
+    RunResult {
+        ok,
+        errors,
+        elapsed,
+        hist,
+        server_cpu_us,
+    }
+}
+
 fn run_load(o: &Opts, target: SocketAddr, hashes: Arc<Vec<[u8; 20]>>) -> RunResult {
     if o.udp {
         return run_load_udp(o, target, hashes);
@@ -210,16 +274,11 @@ fn run_load(o: &Opts, target: SocketAddr, hashes: Arc<Vec<[u8; 20]>>) -> RunResu
     let o = o.clone();
     let cpu0 = o.server_pid.and_then(cpu_ticks);
     let start = Instant::now();
-    let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .io_memory(1 << 20)
-        .make()
-        .expect("client executor");
+    let ex = client_executor();
     let (ok, errors, hist) = ex.run(async move {
         let ok = Rc::new(Cell::new(0u64));
         let errors = Rc::new(Cell::new(0u64));
-        let hist = Rc::new(RefCell::new(
-            Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
-        ));
+        let hist = Rc::new(RefCell::new(latency_histogram()));
         let stop = Rc::new(Cell::new(false));
         let mut tasks = Vec::new();
         for t in 0..o.connections {
@@ -274,38 +333,11 @@ fn run_load(o: &Opts, target: SocketAddr, hashes: Arc<Vec<[u8; 20]>>) -> RunResu
                 }
             }));
         }
-        glommio::timer::sleep(Duration::from_secs(o.duration)).await;
-        stop.set(true);
-        let okn = ok.get();
-        let errn = errors.get();
-        // Let in-flight requests finish (bounded by their own timeouts), without counting them.
-        for t in tasks {
-            let _ = glommio::timer::timeout(Duration::from_secs(5), async move {
-                t.await;
-                Ok(())
-            })
-            .await;
-        }
+        let (okn, errn) = stop_and_drain(o.duration, &stop, tasks, &ok, &errors).await;
         let h = hist.borrow().clone();
         (okn, errn, h)
     });
-    let elapsed = start
-        .elapsed()
-        .min(Duration::from_secs(o.duration) + Duration::from_millis(50));
-    let cpu1 = o.server_pid.and_then(cpu_ticks);
-    let server_cpu_us = match (cpu0, cpu1) {
-        (Some(a), Some(b)) if ok > 0 => {
-            Some((b - a) as f64 / clock_ticks_per_sec() * 1e6 / ok as f64)
-        }
-        _ => None,
-    };
-    RunResult {
-        ok,
-        errors,
-        elapsed,
-        hist,
-        server_cpu_us,
-    }
+    run_result(&o, start, cpu0, ok, errors, hist)
 }
 
 /// A BEP 15 announce (98 bytes) with the HTTP workload's choices (hash skew, 25 % seeders).
@@ -364,16 +396,11 @@ fn run_load_udp(o: &Opts, target: SocketAddr, hashes: Arc<Vec<[u8; 20]>>) -> Run
     let o = o.clone();
     let cpu0 = o.server_pid.and_then(cpu_ticks);
     let start = Instant::now();
-    let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .io_memory(1 << 20)
-        .make()
-        .expect("client executor");
+    let ex = client_executor();
     let (ok, errors, hist) = ex.run(async move {
         let ok = Rc::new(Cell::new(0u64));
         let errors = Rc::new(Cell::new(0u64));
-        let hist = Rc::new(RefCell::new(
-            Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
-        ));
+        let hist = Rc::new(RefCell::new(latency_histogram()));
         let stop = Rc::new(Cell::new(false));
         let mut tasks = Vec::new();
         for t in 0..o.connections {
@@ -440,37 +467,11 @@ fn run_load_udp(o: &Opts, target: SocketAddr, hashes: Arc<Vec<[u8; 20]>>) -> Run
                 }
             }));
         }
-        glommio::timer::sleep(Duration::from_secs(o.duration)).await;
-        stop.set(true);
-        let okn = ok.get();
-        let errn = errors.get();
-        for t in tasks {
-            let _ = glommio::timer::timeout(Duration::from_secs(5), async move {
-                t.await;
-                Ok(())
-            })
-            .await;
-        }
+        let (okn, errn) = stop_and_drain(o.duration, &stop, tasks, &ok, &errors).await;
         let h = hist.borrow().clone();
         (okn, errn, h)
     });
-    let elapsed = start
-        .elapsed()
-        .min(Duration::from_secs(o.duration) + Duration::from_millis(50));
-    let cpu1 = o.server_pid.and_then(cpu_ticks);
-    let server_cpu_us = match (cpu0, cpu1) {
-        (Some(a), Some(b)) if ok > 0 => {
-            Some((b - a) as f64 / clock_ticks_per_sec() * 1e6 / ok as f64)
-        }
-        _ => None,
-    };
-    RunResult {
-        ok,
-        errors,
-        elapsed,
-        hist,
-        server_cpu_us,
-    }
+    run_result(&o, start, cpu0, ok, errors, hist)
 }
 
 /// Reads one response; returns (status, whether the connection may be kept).
