@@ -34,8 +34,11 @@ pub const DEFAULT_MAX_BLOCK_LENGTH: u32 = 1 << 17;
 pub const DEFAULT_MAX_EXTENDED_LENGTH: u32 = 1 << 17;
 /// The decoder never holds less than this much room, so several small messages fit one read.
 const MIN_DECODER_CAPACITY: usize = 64 * 1024;
-/// Read granularity when the decoder grows its buffer lazily.
+/// First read size: the buffer grows lazily, so an idle or slow peer costs little memory.
 const READ_CHUNK: usize = 16 * 1024;
+/// Largest read size. A read that fills the whole room doubles the next one up to this (a fast peer: ~128 KiB
+/// reads mean eight times fewer receive calls than 16 KiB ones); still bounded by the decoder's capacity.
+const MAX_READ_CHUNK: usize = 256 * 1024;
 
 /// Message ids (BEP 3, BEP 5, BEP 6, BEP 10).
 pub mod id {
@@ -385,6 +388,10 @@ pub struct MessageDecoder {
     /// End of valid bytes in `buf` (`buf.len()` may be larger: spare read room).
     end: usize,
     capacity: usize,
+    /// Bytes the next [`read_buf`](MessageDecoder::read_buf) tries to offer (adapts to the peer's speed).
+    read_chunk: usize,
+    /// Length of the slice the last `read_buf` returned.
+    offered: usize,
     piece_count: u32,
     limits: WireLimits,
     ext: Extensions,
@@ -407,6 +414,8 @@ impl MessageDecoder {
             start: 0,
             end: 0,
             capacity: 0,
+            read_chunk: READ_CHUNK,
+            offered: 0,
             piece_count,
             limits,
             ext,
@@ -481,11 +490,12 @@ impl MessageDecoder {
     /// follow with [`commit`](Self::commit). Empty when the buffer is full: drain messages first.
     pub fn read_buf(&mut self) -> &mut [u8] {
         self.compact();
-        let want = (self.end + READ_CHUNK).min(self.capacity);
+        let want = (self.end + self.read_chunk).min(self.capacity);
         if self.buf.len() < want {
             self.buf.resize(want, 0);
         }
         let end = self.end;
+        self.offered = self.buf.len() - end;
         &mut self.buf[end..]
     }
 
@@ -496,6 +506,9 @@ impl MessageDecoder {
             "commit({n}) beyond read_buf"
         );
         self.end += n;
+        if n > 0 && n == self.offered {
+            self.read_chunk = (self.read_chunk * 2).min(MAX_READ_CHUNK);
+        }
     }
 
     /// The next complete message, `Ok(None)` if more bytes are needed.
@@ -881,6 +894,30 @@ mod tests {
             }
         }
         assert_eq!(got.len(), msgs.len());
+    }
+
+    #[test]
+    fn full_reads_grow_the_read_size_up_to_the_capacity() {
+        let mut d = decoder(10);
+        assert_eq!(d.read_buf().len(), READ_CHUNK);
+        // Fill the room with keep-alives (4 zero bytes each): the next offer is bigger.
+        let n = d.read_buf().len();
+        d.commit(n);
+        while d.next_message().unwrap().is_some() {}
+        assert_eq!(d.read_buf().len(), 2 * READ_CHUNK);
+        for _ in 0..10 {
+            let n = d.read_buf().len();
+            d.commit(n);
+            while d.next_message().unwrap().is_some() {}
+        }
+        // (A partial keep-alive may be left over, so up to three bytes less.)
+        let top = d.capacity().min(MAX_READ_CHUNK);
+        assert!((top - 3..=top).contains(&d.read_buf().len()));
+        // A short read does not grow it.
+        let before = d.read_buf().len();
+        d.commit(4);
+        while d.next_message().unwrap().is_some() {}
+        assert_eq!(d.read_buf().len(), before);
     }
 
     #[test]

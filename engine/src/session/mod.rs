@@ -15,6 +15,8 @@
 //! touched only by its shard; every queue is bounded (status channel, known-peer list, outgoing buffer per peer,
 //! mesh, upload queues, requester pipelines).
 
+mod assembly;
+mod finish;
 mod listen;
 mod peer;
 mod resume_io;

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
+use super::assembly::Placement;
+use super::finish::Completed;
 use super::torrent::{
     fill_peer, update_interest, PeerKey, Torrent, TorrentState, MAX_OUTGOING_BYTES,
 };
@@ -139,12 +141,14 @@ async fn run(
     writer.await;
 }
 
-/// What the reader must do after a message that needs I/O.
+/// What the reader must do after a message.
 enum Follow {
     None,
-    Write {
+    /// An accepted block: `write` holds its bytes when the piece is on the disk path (otherwise they are already
+    /// in the piece's buffer); `complete` when it was the piece's last block.
+    Block {
         req: BlockRequest,
-        data: Vec<u8>,
+        write: Option<Vec<u8>>,
         complete: Option<u32>,
     },
 }
@@ -184,22 +188,38 @@ async fn read_loop(
                 let mut st = torrent.st.borrow_mut();
                 handle(torrent, &mut st, key, msg, now)?
             };
-            if let Follow::Write {
+            if let Follow::Block {
                 req,
-                data,
+                write,
                 complete,
             } = follow
             {
-                if let Err(e) = torrent
-                    .storage
-                    .write_block(req.piece, req.begin, data)
-                    .await
-                {
-                    torrent.st.borrow_mut().error = Some(e.to_string());
-                    return Err(e.to_string());
-                }
-                if let Some(piece) = complete {
-                    torrent.piece_complete(piece).await;
+                let ready = match write {
+                    Some(data) => {
+                        if let Err(e) = torrent
+                            .storage
+                            .write_block(req.piece, req.begin, data)
+                            .await
+                        {
+                            torrent.st.borrow_mut().error = Some(e.to_string());
+                            return Err(e.to_string());
+                        }
+                        let ready = torrent
+                            .st
+                            .borrow_mut()
+                            .assembly
+                            .disk_write_done(req.piece, complete.is_some());
+                        ready.then_some(Completed::OnDisk(req.piece))
+                    }
+                    None => {
+                        complete.map(|piece| match torrent.st.borrow_mut().assembly.take(piece) {
+                            Some(buf) => Completed::InMemory(piece, buf),
+                            None => Completed::OnDisk(piece),
+                        })
+                    }
+                };
+                if let Some(c) = ready {
+                    torrent.finish.push(c).await;
                 }
             }
         }
@@ -306,9 +326,11 @@ fn handle(
             }
             fill_peer(st, key, now);
             if outcome.accepted {
-                return Ok(Follow::Write {
+                let size = torrent.map.piece_size(req.piece);
+                let placement = st.assembly.place(req.piece, size, req.begin, b.data);
+                return Ok(Follow::Block {
                     req,
-                    data: b.data.to_vec(),
+                    write: (placement == Placement::Disk).then(|| b.data.to_vec()),
                     complete: outcome.piece_complete,
                 });
             }

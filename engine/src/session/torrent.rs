@@ -27,6 +27,8 @@ use crate::storage::{FilePool, RecheckOptions, Storage};
 use crate::upload::UploadQueue;
 use crate::wire::{BlockRequest, Message};
 
+use super::assembly::{PieceAssembly, PieceMemory};
+use super::finish::{FinishQueue, Verdict};
 use super::{Activity, Shared, TorrentConfig, TorrentStatus};
 
 /// Most peer addresses kept from trackers, waiting to be dialled.
@@ -113,6 +115,8 @@ pub(super) struct TorrentState {
     /// Selected pieces not verified yet; the download is done at 0.
     pub wanted_missing: u32,
     pub rng: fastrand::Rng,
+    /// Partly received pieces held in memory (see `assembly.rs`).
+    pub assembly: PieceAssembly,
 }
 
 /// A torrent on its shard.
@@ -126,6 +130,8 @@ pub(super) struct Torrent {
     /// Per piece priority from the file priorities (`None`: every piece wanted at normal priority).
     pub piece_priorities: Option<Vec<crate::picker::Priority>>,
     pub st: RefCell<TorrentState>,
+    /// Completed pieces waiting to be hashed and written (see `finish.rs`).
+    pub finish: FinishQueue,
 }
 
 impl Torrent {
@@ -134,6 +140,7 @@ impl Torrent {
         config: TorrentConfig,
         shared: Arc<Shared>,
         pool: Rc<FilePool>,
+        memory: Rc<PieceMemory>,
     ) -> Result<Torrent, Box<TorrentStatus>> {
         let info_hash = *config.metainfo.info_hash.as_bytes();
         let fail = |msg: String| {
@@ -213,6 +220,7 @@ impl Torrent {
             resume_dirty: false,
             wanted_missing: map.piece_count(),
             rng: fastrand::Rng::with_seed(seed ^ 1),
+            assembly: PieceAssembly::new(memory),
         };
         Ok(Torrent {
             info_hash,
@@ -223,6 +231,7 @@ impl Torrent {
             config,
             piece_priorities,
             st: RefCell::new(st),
+            finish: FinishQueue::new(),
         })
     }
 
@@ -266,6 +275,7 @@ impl Torrent {
             return;
         }
         let tracker = glommio::spawn_local(super::tracker::run(self.clone()));
+        let finisher = glommio::spawn_local(super::finish::run(self.clone()));
         let mut last_report = Instant::now() - self.shared.config.display_interval;
         let mut last_resume = Instant::now();
         self.report();
@@ -287,6 +297,9 @@ impl Torrent {
         }
         // Shutdown: close every connection, let the tracker task send `stopped`, save the resume record.
         self.close_all();
+        self.finish.wake();
+        finisher.await;
+        self.finish.close();
         tracker.await;
         super::resume_io::save(&self).await;
         self.storage.close().await;
@@ -624,17 +637,14 @@ impl Torrent {
         self.dial_more();
     }
 
-    /// A piece's blocks are all written: verify it, then announce it or re-download it.
-    pub async fn piece_complete(self: &Rc<Self>, piece: u32) {
-        let expected = self.hashes[piece as usize];
-        let verdict = self.storage.verify_piece(piece, &expected).await;
-        let passed = match verdict {
-            Ok(v) => v,
-            Err(e) => {
-                log::warn!("piece {piece}: {e}");
-                false
-            }
-        };
+    /// Applies the finisher's verdict on a completed piece: announce it, or re-download it (blaming the senders of
+    /// bad data).
+    pub async fn apply_verdict(self: &Rc<Self>, piece: u32, verdict: Verdict) {
+        let passed = verdict == Verdict::Good;
+        if let Verdict::DiskError(e) = &verdict {
+            log::warn!("piece {piece}: {e}");
+        }
+        let blame = verdict == Verdict::BadData;
         let just_completed;
         {
             let mut guard = self.st.borrow_mut();
@@ -649,13 +659,17 @@ impl Torrent {
                     p.send(&Message::Have(piece));
                 }
             } else {
-                st.hash_failures += 1;
-                if let [sole] = senders[..] {
+                if blame {
+                    st.hash_failures += 1;
+                }
+                if let ([sole], true) = (&senders[..], blame) {
+                    let sole = *sole;
                     if let Some(p) = st.peers.get_mut(&sole) {
                         p.bad_pieces += 1;
                     }
                     if let Some(p) = st.peers.get(&sole) {
-                        if p.bad_pieces > MAX_BAD_PIECES_PER_PEER {
+                        // Several bad pieces of one peer can be judged in one batch: ban and count it once.
+                        if p.bad_pieces > MAX_BAD_PIECES_PER_PEER && !p.closing {
                             let (id, addr) = (p.peer_id, p.addr);
                             if st.banned_ids.len() < MAX_BANNED {
                                 st.banned_ids.insert(id);

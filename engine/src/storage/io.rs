@@ -39,6 +39,7 @@
 //! this module created is set to its full length at once (sparse), so its unwritten ranges read as zeros; that is
 //! harmless because only pieces that passed their hash check are ever served.
 
+use super::direct::DirectFiles;
 use super::files::{close_files, FileKey, FileLayout, FilePool};
 use super::StorageError;
 use crate::piece_map::{FileSpan, PieceMap};
@@ -64,6 +65,8 @@ pub struct Storage {
     /// with the number of the latest open, like `dirty`.
     dirty_dirs: RefCell<BTreeMap<PathBuf, u64>>,
     empty_files_created: Cell<bool>,
+    /// O_DIRECT handles for whole-piece writes (see `direct::DirectFiles` for why).
+    direct: DirectFiles,
 }
 
 impl Storage {
@@ -99,6 +102,7 @@ impl Storage {
             writes: Cell::new(0),
             dirty_dirs: RefCell::new(BTreeMap::new()),
             empty_files_created: Cell::new(false),
+            direct: DirectFiles::new(true, true),
         })
     }
 
@@ -180,7 +184,8 @@ impl Storage {
         Ok(())
     }
 
-    /// Writes a whole piece (`data.len()` must be the piece size).
+    /// Writes a whole piece (`data.len()` must be the piece size): spans aligned for O_DIRECT bypass the page cache
+    /// (unless [`Storage::set_direct_writes`] turned that off), the rest are written buffered.
     pub async fn write_piece(&self, piece: u32, data: Vec<u8>) -> Result<(), StorageError> {
         self.map.check_block(piece, 0, 1)?;
         let want = self.map.piece_size(piece) as u64;
@@ -190,7 +195,43 @@ impl Storage {
                 want,
             });
         }
-        self.write_block(piece, 0, data).await
+        if !self.direct.enabled() {
+            return self.write_block(piece, 0, data).await;
+        }
+        if !self.empty_files_created.get() {
+            self.create_empty_files().await?;
+        }
+        let spans: Vec<FileSpan> = self.map.spans(piece, 0, want as u32)?.collect();
+        for span in spans {
+            if self.layout.is_padding(span.file_index) {
+                continue;
+            }
+            let start = span.range_offset as usize;
+            let part = &data[start..start + span.length as usize];
+            // Opens (and creates) the file through the pool first: O_DIRECT opens never create files.
+            self.file(span.file_index, true).await?;
+            let path = self.layout.path(span.file_index);
+            if self
+                .direct
+                .write(path, span.file_index, part, span.file_offset)
+                .await?
+            {
+                self.writes.set(self.writes.get() + 1);
+                self.dirty
+                    .borrow_mut()
+                    .insert(span.file_index, self.writes.get());
+            } else {
+                self.write_span(span, part.to_vec()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether whole-piece writes may use O_DIRECT (on by default; off: every write goes through the page cache).
+    pub fn set_direct_writes(&self, on: bool) {
+        if !on {
+            self.direct.disable();
+        }
     }
 
     async fn write_span(&self, span: FileSpan, data: Vec<u8>) -> Result<(), StorageError> {
@@ -383,11 +424,13 @@ impl Storage {
     /// After completion: closes this torrent's writable handles, so later reads reopen read-only (BitTornado
     /// reopens everything read-only when a download finishes). Call [`Storage::sync`] first.
     pub async fn seal(&self) {
+        self.direct.close().await;
         close_files(self.pool.remove_writable(self.slot)).await;
     }
 
     /// Closes every file of this torrent held by the pool (stopping a torrent). Does not sync.
     pub async fn close(&self) {
+        self.direct.close().await;
         close_files(self.pool.remove_slot(self.slot)).await;
     }
 }

@@ -21,6 +21,7 @@
 //! keeps the cache for seeding. The glommio DMA probe trap (stack-notes 1f) cannot be armed by this module: the
 //! only DMA files it opens hold the data being read, so the first one is never empty.
 
+pub(crate) mod direct;
 pub mod files;
 pub mod io;
 pub mod recheck;

@@ -21,6 +21,7 @@
 //! when the torrent first writes to it. A read error in the middle of a file (bad sector, file shrinking under us)
 //! makes the pieces it touches absent and is reported, but does not abort the check of the other pieces.
 
+use super::direct::DirectFiles;
 use super::io::{read_cached, read_exact_at, Storage};
 use super::verify::{digest_batch, PieceHash};
 use super::StorageError;
@@ -28,7 +29,6 @@ use crate::bitfield::Bitfield;
 use crate::piece_map::FileSpan;
 use glommio::io::DmaFile;
 use sha1::{Digest, Sha1};
-use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -250,7 +250,7 @@ pub async fn recheck_untrusted(
         // Read buffers come back here after hashing; at most as many as the budget holds are kept.
         let mut spare: Vec<Vec<u8>> = Vec::new();
         let spare_limit = memory_budget / read_size + 1;
-        let direct = Rc::new(DirectFiles::new(options.direct_io));
+        let direct = Rc::new(DirectFiles::new(options.direct_io, false));
         // The large piece being hashed in parts: piece, hash state, no part failed to read.
         let mut big_piece: Option<(u32, Sha1, bool)> = None;
         // Absent and trusted pieces are decided without reading.
@@ -566,83 +566,6 @@ async fn read_direct(
         done += take;
     }
     Ok(())
-}
-
-/// Files the recheck reads with O_DIRECT (glommio `DmaFile`), at most [`DIRECT_FILES_OPEN`].
-///
-/// Why O_DIRECT here and nowhere else: a recheck reads each byte once. Buffered reads of cold data make the
-/// executor thread allocate and fill page-cache pages (io_uring runs that work in the submitting thread), and that
-/// thread also hashes, so the check was CPU-bound on the shard. Measured with
-/// `STORAGE_IO_ONLY=recheck ./target/release/storage_io DIR 512` (512 MiB single file, 1 MiB pieces; noisy shared
-/// 2-core VM), executor CPU and speed, cold cache, single-stream hashing: buffered reads 0.6–1.3 s CPU,
-/// 330–530 MB/s; O_DIRECT 0.63 s CPU, 650–830 MB/s. With the 4-lane SHA-NI kernel: O_DIRECT 0.45 s CPU,
-/// 700–1180 MB/s cold, and 1.65–2.9 GB/s when the data is cached (copied with RWF_NOWAIT, 0.18–0.21 s CPU);
-/// python3-libtorrent 2.0's check of the same file, cold, in the same runs: 240–380 MB/s (cyclone 1.9–4.9× faster).
-/// O_DIRECT also leaves the page cache to the data being seeded. Whether a span is cached is asked with
-/// `cachestat` first. The glommio DMA probe
-/// trap (stack-notes 1f) cannot be armed by us: the recheck opens only files holding the bytes it reads, so its
-/// first DMA file is never empty; if a read fails anyway, O_DIRECT is switched off for the rest of the check.
-struct DirectFiles {
-    enabled: Cell<bool>,
-    files: RefCell<VecDeque<(usize, Rc<DmaFile>)>>,
-}
-
-/// Most O_DIRECT files a recheck keeps open (it reads sequentially, so few are ever in use).
-const DIRECT_FILES_OPEN: usize = 4;
-
-impl DirectFiles {
-    fn new(enabled: bool) -> Self {
-        DirectFiles {
-            enabled: Cell::new(enabled),
-            files: RefCell::new(VecDeque::new()),
-        }
-    }
-
-    fn enabled(&self) -> bool {
-        self.enabled.get()
-    }
-
-    fn disable(&self) {
-        self.enabled.set(false);
-    }
-
-    /// The O_DIRECT handle of file `index`, or `None` when O_DIRECT is off or refused for it.
-    async fn get(&self, path: &Path, index: usize) -> Option<Rc<DmaFile>> {
-        if !self.enabled.get() {
-            return None;
-        }
-        if let Some((_, f)) = self.files.borrow().iter().find(|(i, _)| *i == index) {
-            return Some(f.clone());
-        }
-        match DmaFile::open(path).await {
-            Ok(f) => {
-                let f = Rc::new(f);
-                let mut files = self.files.borrow_mut();
-                if files.len() >= DIRECT_FILES_OPEN {
-                    files.pop_front();
-                }
-                files.push_back((index, f.clone()));
-                Some(f)
-            }
-            Err(e) => {
-                let e = std::io::Error::from(e);
-                if e.raw_os_error() == Some(libc::EINVAL) {
-                    // The file system does not do O_DIRECT (tmpfs, some FUSE): never try again.
-                    self.disable();
-                }
-                None
-            }
-        }
-    }
-
-    async fn close(&self) {
-        let files: Vec<_> = self.files.borrow_mut().drain(..).collect();
-        for (_, f) in files {
-            if let Ok(f) = Rc::try_unwrap(f) {
-                let _ = f.close().await;
-            }
-        }
-    }
 }
 
 /// `cachestat(2)` (Linux 6.5): the system call number, the same on x86-64 and arm64.
