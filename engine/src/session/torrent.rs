@@ -27,7 +27,11 @@ use crate::storage::{FilePool, RecheckOptions, Storage};
 use crate::upload::UploadQueue;
 use crate::wire::{BlockRequest, Message};
 
-use super::{Activity, Shared, TorrentConfig, TorrentStatus};
+use super::resume_io::Resume;
+use super::{
+    Activity, ResumeRecordKind, Shared, TorrentConfig, TorrentStatus, MIN_RESUME_GAP,
+    RESUME_SAVE_BYTES,
+};
 
 /// Most peer addresses kept from trackers, waiting to be dialled.
 pub(super) const MAX_KNOWN_PEERS: usize = 1000;
@@ -99,6 +103,13 @@ pub(super) struct TorrentState {
     pub bad_peers_closed: u32,
     pub activity: Activity,
     pub resumed: bool,
+    pub resume_record: ResumeRecordKind,
+    pub pieces_trusted: u32,
+    pub pieces_rechecked: u32,
+    /// Pieces held when the last resume write took its snapshot (to write again after `RESUME_SAVE_BYTES`).
+    pub resume_saved_pieces: u32,
+    /// The final (clean) resume write is done: no later write may replace it.
+    pub resume_final_written: bool,
     pub ready: bool,
     /// The torrent is complete (from the start, or finished during this session).
     pub complete_announced: bool,
@@ -126,6 +137,8 @@ pub(super) struct Torrent {
     /// Per piece priority from the file priorities (`None`: every piece wanted at normal priority).
     pub piece_priorities: Option<Vec<crate::picker::Priority>>,
     pub st: RefCell<TorrentState>,
+    /// One resume write at a time (periodic, completion and final writes never interleave their renames).
+    pub resume_lock: glommio::sync::Semaphore,
 }
 
 impl Torrent {
@@ -141,6 +154,9 @@ impl Torrent {
                 info_hash,
                 activity: Activity::Failed,
                 resumed: false,
+                resume_record: ResumeRecordKind::None,
+                pieces_trusted: 0,
+                pieces_rechecked: 0,
                 total_length: config.metainfo.info.total_length(),
                 have_bytes: 0,
                 pieces_have: 0,
@@ -205,6 +221,11 @@ impl Torrent {
             bad_peers_closed: 0,
             activity: Activity::Checking(0.0),
             resumed: false,
+            resume_record: ResumeRecordKind::None,
+            pieces_trusted: 0,
+            pieces_rechecked: 0,
+            resume_saved_pieces: 0,
+            resume_final_written: false,
             ready: false,
             complete_announced: false,
             completion_event_due: false,
@@ -223,6 +244,7 @@ impl Torrent {
             config,
             piece_priorities,
             st: RefCell::new(st),
+            resume_lock: glommio::sync::Semaphore::new(1),
         })
     }
 
@@ -268,6 +290,15 @@ impl Torrent {
         let tracker = glommio::spawn_local(super::tracker::run(self.clone()));
         let mut last_report = Instant::now() - self.shared.config.display_interval;
         let mut last_resume = Instant::now();
+        // Pieces verified since the last write that trigger the next one early (at least one).
+        let save_after_pieces = u32::try_from(RESUME_SAVE_BYTES / self.map.piece_length())
+            .unwrap_or(u32::MAX)
+            .max(1);
+        // From now on data may be written: replace a clean record at once, so that a crash before the first periodic
+        // write finds a crash record (trusted with its files intact) rather than a clean one with moved stamps.
+        if !self.is_complete() {
+            super::resume_io::save(&self).await;
+        }
         self.report();
         while !self.stopping() {
             glommio::timer::sleep(TICK).await;
@@ -277,8 +308,15 @@ impl Torrent {
                 last_report = now;
                 self.report();
             }
-            if now.duration_since(last_resume) >= self.shared.config.resume_interval
-                && self.st.borrow().resume_dirty
+            let (dirty, new_pieces) = {
+                let st = self.st.borrow();
+                let new = st.have.count_ones().saturating_sub(st.resume_saved_pieces);
+                (st.resume_dirty, new)
+            };
+            let since = now.duration_since(last_resume);
+            if dirty
+                && (since >= self.shared.config.resume_interval
+                    || (new_pieces >= save_after_pieces && since >= MIN_RESUME_GAP))
             {
                 last_resume = now;
                 self.st.borrow_mut().resume_dirty = false;
@@ -288,7 +326,7 @@ impl Torrent {
         // Shutdown: close every connection, let the tracker task send `stopped`, save the resume record.
         self.close_all();
         tracker.await;
-        super::resume_io::save(&self).await;
+        super::resume_io::save_final(&self).await;
         self.storage.close().await;
         if self.st.borrow().error.is_none() {
             self.st.borrow_mut().activity = Activity::Stopped;
@@ -296,15 +334,17 @@ impl Torrent {
         self.report();
     }
 
-    /// Resume record if valid, otherwise a recheck.
+    /// Resume record if it can be trusted (see `ResumeRecord::decide`), otherwise a recheck of what it does not
+    /// vouch for.
     async fn start_up(self: &Rc<Self>) -> Result<(), String> {
-        let (trusted, from_resume) = match super::resume_io::load(self).await {
-            super::resume_io::Resume::Valid(have) => (Some(have), true),
-            super::resume_io::Resume::Partial(have) => (Some(have), false),
-            super::resume_io::Resume::None => (None, false),
+        let (trusted, skip_check, record) = match super::resume_io::load(self).await {
+            Resume::Trust(have, kind) => (Some(have), true, kind),
+            Resume::Recheck(have, kind) => (Some(have), false, kind),
+            Resume::None => (None, false, ResumeRecordKind::None),
         };
+        let pieces_trusted = trusted.as_ref().map_or(0, Bitfield::count_ones);
         let have = match trusted {
-            Some(have) if from_resume => have,
+            Some(have) if skip_check => have,
             trusted => {
                 let paths = self.data_paths();
                 let probe = glommio::executor()
@@ -353,8 +393,16 @@ impl Torrent {
         st.wanted_missing = (0..self.map.piece_count())
             .filter(|&p| !have.get(p) && self.wanted(p))
             .count() as u32;
+        st.resume_saved_pieces = have.count_ones();
         st.have = have;
-        st.resumed = from_resume;
+        st.resumed = skip_check;
+        st.resume_record = record;
+        st.pieces_trusted = pieces_trusted;
+        st.pieces_rechecked = if skip_check {
+            0
+        } else {
+            self.map.piece_count() - pieces_trusted
+        };
         st.ready = true;
         if st.wanted_missing == 0 {
             st.activity = Activity::Seeding;
@@ -737,6 +785,9 @@ impl Torrent {
             info_hash: self.info_hash,
             activity: st.activity,
             resumed: st.resumed,
+            resume_record: st.resume_record,
+            pieces_trusted: st.pieces_trusted,
+            pieces_rechecked: st.pieces_rechecked,
             total_length,
             have_bytes,
             pieces_have: st.have.count_ones(),
