@@ -208,9 +208,15 @@ pub fn aria2_seed(f: &Fixture, log: &Path) -> ChildGuard {
     )
 }
 
+/// Waits for a process to exit successfully, and without a panic message in its log (glommio's blocking pool used
+/// to panic at exit with status 0).
 pub fn wait_ok(child: &mut ChildGuard, what: &str, log: &Path) {
     match child.wait_for(DOWNLOAD_LIMIT) {
-        Some(s) if s.success() => {}
+        Some(s) if s.success() => assert!(
+            !log_of(log).contains("panicked"),
+            "{what} exited with {s} but panicked; log:\n{}",
+            log_of(log)
+        ),
         Some(s) => panic!("{what} failed with {s}; log:\n{}", log_of(log)),
         None => panic!(
             "{what} did not finish within {DOWNLOAD_LIMIT:?}; log:\n{}",

@@ -37,6 +37,9 @@ use super::{
 pub(super) const MAX_KNOWN_PEERS: usize = 1000;
 /// A peer whose unsent outgoing bytes exceed this is not reading: it is closed.
 pub(super) const MAX_OUTGOING_BYTES: usize = 4 << 20;
+/// Longest wait at shutdown for the connections' tasks to end (their sockets are shut down: they end at once
+/// unless a disk write is in progress).
+const PEER_TASKS_GRACE: Duration = Duration::from_secs(10);
 /// How often the torrent tick runs.
 const TICK: Duration = Duration::from_millis(250);
 /// Bad pieces a sole sender may send before it is closed and banned (BitTornado kicks at more than one).
@@ -326,12 +329,24 @@ impl Torrent {
         // Shutdown: close every connection, let the tracker task send `stopped`, save the resume record.
         self.close_all();
         tracker.await;
+        self.wait_for_peer_tasks().await;
         super::resume_io::save_final(&self).await;
         self.storage.close().await;
         if self.st.borrow().error.is_none() {
             self.st.borrow_mut().activity = Activity::Stopped;
         }
         self.report();
+    }
+
+    /// After `close_all`: waits (at most `PEER_TASKS_GRACE`) until every connection's task has removed its peer,
+    /// so that no block write, file creation or piece verification of this torrent is still running when the final
+    /// resume record is written and the shard's executor ends (a blocking-pool job outliving its executor makes
+    /// glommio panic: "failed to send response").
+    async fn wait_for_peer_tasks(&self) {
+        let start = Instant::now();
+        while !self.st.borrow().peers.is_empty() && start.elapsed() < PEER_TASKS_GRACE {
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Resume record if it can be trusted (see `ResumeRecord::decide`), otherwise a recheck of what it does not
