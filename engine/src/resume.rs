@@ -10,11 +10,20 @@
 //! as soon as it started writing; with per-file stamps that is unnecessary, though sampled re-verification at load,
 //! rqbit-style, is still the engine's call.)
 //!
+//! That is also why a crash does not cost a recheck: the record says whether it was written by a running session
+//! (`clean` 0: a periodic save) or by a graceful stop (`clean` 1). After a crash the files' mtimes have moved (we kept
+//! writing other pieces), so the stamps cannot tell "we wrote here" from "someone else did"; but the pieces the
+//! record lists were fsynced before it was written and the engine never writes into a piece it has, so they are
+//! trusted as long as their files still exist and are long enough ([`ResumeRecord::decide`]). The price: a file
+//! modified by someone else *after a crash* and before the restart is not detected (it is after a graceful stop).
+//! `cyclone download --recheck` ignores the record for one start.
+//!
 //! On-disk format: one canonical bencoded dictionary, read in strict mode.
 //!
 //! ```text
 //! d
 //!   5:check        20:<SHA-1 of this dictionary encoded without the "check" entry>
+//!   5:clean        i0e (written by a running session) | i1e (final save of a graceful stop); absent = i1e
 //!   5:files        l <per file: l i<size>e i<mtime seconds>e i<mtime nanoseconds>e e, or le if absent> e
 //!   4:have         <bitfield, piece 0 = high bit of byte 0, spare bits zero> | i1e (every piece)
 //!   9:info hash    20:<info-hash>
@@ -120,6 +129,19 @@ pub struct ResumeRecord {
     pub have: Bitfield,
     /// Per file of the torrent, in order: its stamp when the record was made, or `None` if it did not exist.
     pub files: Vec<Option<FileStamp>>,
+    /// Written by the final save of a graceful stop (`false`: a save while the torrent ran, so if this is the
+    /// record found at start-up, that session crashed). Records written before the key existed read as clean.
+    pub clean: bool,
+}
+
+/// What a record allows at start-up ([`ResumeRecord::decide`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResumeDecision {
+    /// Take these pieces without reading them and check nothing else: every file matches its stamp, or the record
+    /// is from a crashed session and every file it has pieces in is still there and long enough.
+    Trust(Bitfield),
+    /// Take these pieces (a subset of the record's) without reading them; check every other piece on disk.
+    Recheck(Bitfield),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +186,7 @@ impl ResumeRecord {
             piece_length: expected.piece_length,
             have: Bitfield::new(expected.piece_count)?,
             files: vec![None; expected.file_count],
+            clean: true,
         })
     }
 
@@ -182,6 +205,7 @@ impl ResumeRecord {
                 ]),
             })
             .collect::<Vec<_>>();
+        d.insert("clean", Owned::Int(i64::from(self.clean)));
         d.insert("files", Owned::List(files));
         if !self.have.is_empty() && self.have.is_complete() {
             d.insert("have", Owned::Int(1));
@@ -224,6 +248,7 @@ impl ResumeRecord {
             return Err(ResumeError::NotADictionary);
         }
         let mut check: Option<(&[u8], usize, usize)> = None;
+        let mut clean_raw = None;
         let mut files_raw = None;
         let mut have_raw = None;
         let mut info_hash_raw = None;
@@ -242,6 +267,7 @@ impl ResumeRecord {
                     check = Some((raw, key_start, r.position()));
                     continue;
                 }
+                b"clean" => &mut clean_raw,
                 b"files" => &mut files_raw,
                 b"have" => &mut have_raw,
                 b"info hash" => &mut info_hash_raw,
@@ -329,12 +355,82 @@ impl ResumeRecord {
                 found: files.len(),
             });
         }
+        let clean = match clean_raw {
+            None => true,
+            Some(raw) => match int(raw, &opts) {
+                Some(0) => false,
+                Some(1) => true,
+                _ => return Err(ResumeError::BadValue("clean")),
+            },
+        };
         Ok(ResumeRecord {
             info_hash,
             piece_length,
             have,
             files,
+            clean,
         })
+    }
+
+    /// What the record allows now, given the torrent's layout `map` and the files' stamps `current`:
+    /// - every file [matches](FileStamp::matches) its stamp: [`ResumeDecision::Trust`] the record;
+    /// - the record is unclean (its session crashed): every piece whose files all either match their stamp or still
+    ///   exist with at least the bytes the record's pieces need there is trusted unread (the engine never writes
+    ///   into a piece it has, and the record was written after those pieces were fsynced). If that is all of the
+    ///   record, `Trust` it: the pieces it does not list are not read at all (they are downloaded again; at most
+    ///   what was verified since the last save). Otherwise `Recheck` the rest;
+    /// - a clean record with changed files (modified after a graceful stop): [`ResumeDecision::Recheck`] all but
+    ///   [`trusted_have`](ResumeRecord::trusted_have).
+    ///
+    /// If the shapes disagree with the record, nothing is trusted.
+    pub fn decide(&self, map: &PieceMap, current: &[Option<FileStamp>]) -> ResumeDecision {
+        let stamped = self.trusted_have(map, current);
+        if !self.shape_matches(map, current) {
+            return ResumeDecision::Recheck(stamped);
+        }
+        if self.files.iter().zip(current).all(|(a, b)| unchanged(a, b)) {
+            return ResumeDecision::Trust(stamped);
+        }
+        if self.clean {
+            return ResumeDecision::Recheck(stamped);
+        }
+        // Bytes of each file that the record's pieces cover (a file's pieces end where their last span ends).
+        let mut needed = vec![0u64; self.files.len()];
+        for piece in self.have.iter_ones() {
+            if let Ok(spans) = map.piece_spans(piece) {
+                for span in spans {
+                    let end = span.file_offset.saturating_add(span.length);
+                    if let Some(n) = needed.get_mut(span.file_index) {
+                        *n = (*n).max(end);
+                    }
+                }
+            }
+        }
+        let mut out = self.have.clone();
+        for (index, (saved, now)) in self.files.iter().zip(current).enumerate() {
+            let intact = unchanged(saved, now)
+                || match now {
+                    Some(b) => b.size >= needed[index],
+                    None => needed[index] == 0,
+                };
+            if !intact {
+                for piece in map.file_pieces(index) {
+                    out.clear(piece);
+                }
+            }
+        }
+        if out == self.have {
+            ResumeDecision::Trust(out)
+        } else {
+            ResumeDecision::Recheck(out)
+        }
+    }
+
+    fn shape_matches(&self, map: &PieceMap, current: &[Option<FileStamp>]) -> bool {
+        map.piece_count() == self.have.len()
+            && map.piece_length() == self.piece_length
+            && map.file_count() == self.files.len()
+            && current.len() == self.files.len()
     }
 
     /// The pieces that can be trusted now: `have` minus every piece overlapping a file whose current stamp does not
@@ -342,29 +438,29 @@ impl ResumeRecord {
     /// torrent's layout, `current` the files' stamps now. If the shapes disagree with the record, nothing is trusted.
     pub fn trusted_have(&self, map: &PieceMap, current: &[Option<FileStamp>]) -> Bitfield {
         let mut out = self.have.clone();
-        let shape_ok = map.piece_count() == self.have.len()
-            && map.piece_length() == self.piece_length
-            && map.file_count() == self.files.len()
-            && current.len() == self.files.len();
-        if !shape_ok {
+        if !self.shape_matches(map, current) {
             for piece in self.have.iter_ones() {
                 out.clear(piece);
             }
             return out;
         }
         for (index, (saved, now)) in self.files.iter().zip(current).enumerate() {
-            let unchanged = match (saved, now) {
-                (Some(a), Some(b)) => a.matches(b),
-                (None, None) => true,
-                _ => false,
-            };
-            if !unchanged {
+            if !unchanged(saved, now) {
                 for piece in map.file_pieces(index) {
                     out.clear(piece);
                 }
             }
         }
         out
+    }
+}
+
+/// A file is unchanged if both stamps [match](FileStamp::matches), or it was and is missing (or padding).
+fn unchanged(saved: &Option<FileStamp>, now: &Option<FileStamp>) -> bool {
+    match (saved, now) {
+        (Some(a), Some(b)) => a.matches(b),
+        (None, None) => true,
+        _ => false,
     }
 }
 
@@ -807,6 +903,132 @@ mod tests {
         let more_pieces = PieceMap::new(16384, &[100_000, 100_000, 1_000_000]).unwrap();
         assert_eq!(r.trusted_have(&more_pieces, &current).count_ones(), 0);
         assert_eq!(r.trusted_have(&map, &current[..1]).count_ones(), 0);
+    }
+
+    #[test]
+    fn clean_flag_round_trips_and_old_records_read_as_clean() {
+        let mut r = record();
+        r.clean = false;
+        let bytes = r.encode();
+        assert!(bytes.windows(9).any(|w| w == b"5:cleani0"));
+        assert_eq!(ResumeRecord::decode(&bytes, &expected()).unwrap(), r);
+        // A record written before the flag existed is valid and reads as clean: it gets the stamp rule, the safe one.
+        let old = ResumeRecord::decode(&without(b"clean"), &expected()).unwrap();
+        assert!(old.clean);
+        assert_eq!(old, record());
+        for bad in [
+            Owned::Int(2),
+            Owned::Int(-1),
+            Owned::from("1"),
+            Owned::List(vec![]),
+        ] {
+            assert!(matches!(
+                ResumeRecord::decode(&with("clean", bad), &expected()),
+                Err(ResumeError::BadValue("clean"))
+            ));
+        }
+    }
+
+    #[test]
+    fn decide_trusts_a_crash_record_unless_a_file_was_cut_or_removed() {
+        // 13 pieces of 16 KiB over files of 100,000 + 100,000 + 0 bytes. The record has pieces 0..=2 (file 0, bytes
+        // 0..49,152) and 8..=9 (file 1, bytes 31,072..63,840 of it).
+        let map = PieceMap::new(16384, &[100_000, 100_000, 0]).unwrap();
+        let mut r = record();
+        r.have = Bitfield::new(13).unwrap();
+        for p in [0, 1, 2, 8, 9] {
+            r.have.set(p);
+        }
+        let stamp = |size, secs| {
+            Some(FileStamp {
+                size,
+                mtime_secs: secs,
+                mtime_nanos: 0,
+            })
+        };
+        r.files = vec![
+            stamp(100_000, 1_700_000_000),
+            stamp(100_000, 1_700_000_000),
+            stamp(0, 5),
+        ];
+        let same = r.files.clone();
+        // Both files written after the save (mtimes moved by minutes), sizes intact.
+        let moved = vec![
+            stamp(100_000, 1_700_000_300),
+            stamp(100_000, 1_700_000_400),
+            stamp(0, 5),
+        ];
+        let ones = |d: ResumeDecision| match d {
+            ResumeDecision::Trust(b) => ("trust", b.iter_ones().collect::<Vec<u32>>()),
+            ResumeDecision::Recheck(b) => ("recheck", b.iter_ones().collect::<Vec<u32>>()),
+        };
+        let all = vec![0, 1, 2, 8, 9];
+
+        // Clean record (graceful stop): untouched files are trusted; changed files are rechecked.
+        assert!(r.clean);
+        assert_eq!(ones(r.decide(&map, &same)), ("trust", all.clone()));
+        assert_eq!(ones(r.decide(&map, &moved)), ("recheck", vec![]));
+        let mut one_moved = same.clone();
+        one_moved[1] = moved[1];
+        assert_eq!(ones(r.decide(&map, &one_moved)), ("recheck", vec![0, 1, 2]));
+
+        // Unclean record (the session that wrote it crashed): moved mtimes are expected, the pieces are trusted and
+        // nothing else is checked.
+        let mut crashed = r.clone();
+        crashed.clean = false;
+        assert_eq!(ones(crashed.decide(&map, &same)), ("trust", all.clone()));
+        assert_eq!(ones(crashed.decide(&map, &moved)), ("trust", all.clone()));
+        // Longer than needed is fine (file 1 only needs 63,840 bytes); one byte short drops its pieces.
+        let mut cut = moved.clone();
+        cut[1] = stamp(63_840, 1_700_000_400);
+        assert_eq!(ones(crashed.decide(&map, &cut)), ("trust", all.clone()));
+        cut[1] = stamp(63_839, 1_700_000_400);
+        assert_eq!(ones(crashed.decide(&map, &cut)), ("recheck", vec![0, 1, 2]));
+        // File 0 truncated to nothing: its pieces go, file 1's stay.
+        let mut emptied = moved.clone();
+        emptied[0] = stamp(0, 1_700_000_500);
+        assert_eq!(
+            ones(crashed.decide(&map, &emptied)),
+            ("recheck", vec![8, 9])
+        );
+        // File 1 removed.
+        let mut missing = moved.clone();
+        missing[1] = None;
+        assert_eq!(
+            ones(crashed.decide(&map, &missing)),
+            ("recheck", vec![0, 1, 2])
+        );
+        // The empty file going missing costs nothing; a file holding no recorded piece may be anything.
+        let mut r2 = crashed.clone();
+        r2.have = Bitfield::new(13).unwrap();
+        r2.have.set(0);
+        let mut other = moved.clone();
+        other[1] = None;
+        other[2] = None;
+        assert_eq!(ones(r2.decide(&map, &other)), ("trust", vec![0]));
+
+        // A record from before the flag reads as clean: a changed file is rechecked.
+        let old = ResumeRecord::decode(
+            &{
+                let mut d = cyclone_metainfo::bencode::decode(&crashed.encode())
+                    .unwrap()
+                    .to_owned_value();
+                d.remove(b"clean");
+                sealed(d)
+            },
+            &expected(),
+        )
+        .unwrap();
+        assert!(old.clean);
+        assert_eq!(ones(old.decide(&map, &moved)), ("recheck", vec![]));
+
+        // Shape mismatches trust nothing, clean or not.
+        let two_files = PieceMap::new(16384, &[100_000, 112_992]).unwrap();
+        assert_eq!(
+            ones(crashed.decide(&two_files, &moved[..2])),
+            ("recheck", vec![])
+        );
+        assert_eq!(ones(crashed.decide(&map, &moved[..2])), ("recheck", vec![]));
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Fuzz the resume record: arbitrary bytes must decode to a typed error or a record that round-trips; records built
-//! from the input must round-trip exactly; `trusted_have` must never panic or trust a piece the record lacks.
+//! from the input must round-trip exactly; `trusted_have` and `decide` must never panic or trust a piece the record
+//! lacks, and a clean record is never trusted beyond its stamps.
 #![no_main]
 
 use cyclone_engine::piece_map::PieceMap;
-use cyclone_engine::resume::{Expected, FileStamp, ResumeRecord};
+use cyclone_engine::resume::{Expected, FileStamp, ResumeDecision, ResumeRecord};
 use cyclone_metainfo::InfoHash;
 use libfuzzer_sys::fuzz_target;
 
@@ -51,6 +52,7 @@ fuzz_target!(|data: &[u8]| {
     for f in r.files.iter_mut() {
         *f = stamps.next().flatten();
     }
+    r.clean = rest.last().is_some_and(|b| b & 0x80 != 0);
     let bytes = r.encode();
     assert_eq!(ResumeRecord::decode(&bytes, &expected).unwrap(), r);
 
@@ -79,4 +81,14 @@ fuzz_target!(|data: &[u8]| {
         trusted.iter_ones().all(|p| r.have.get(p)),
         "trusted pieces are pieces we had"
     );
+    let (ResumeDecision::Trust(decided) | ResumeDecision::Recheck(decided)) =
+        r.decide(&map, &current);
+    assert_eq!(decided.len(), r.have.len());
+    assert!(
+        decided.iter_ones().all(|p| r.have.get(p)),
+        "decided pieces are pieces we had"
+    );
+    if r.clean {
+        assert_eq!(decided, trusted, "a clean record is held to its stamps");
+    }
 });

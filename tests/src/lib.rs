@@ -5,6 +5,7 @@
 //! A test that needs one and does not find it FAILS with the install command, unless `CYCLONE_SKIP_MISSING_PEERS=1`
 //! is set, in which case it prints why and returns early. A missing peer never makes a test pass silently.
 
+pub mod cyclone_tracker;
 pub mod mini_tracker;
 pub mod opentracker;
 pub mod swarm;

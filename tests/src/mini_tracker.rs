@@ -1,7 +1,9 @@
-//! A minimal HTTP tracker for end-to-end tests, on 127.0.0.1 with a kernel-chosen port: no whitelist, compact
-//! replies, `event=stopped` honoured, a short interval so peers re-announce and learn about each other (what
-//! Transmission needs on loopback). Like `interop/minitracker.py` in the reference notes, in Rust so tests need
-//! nothing else. Bounded: at most 64 torrents × 256 peers, requests of at most 8 KiB, one thread.
+//! A minimal in-process HTTP tracker that logs every announce it receives, on 127.0.0.1 with a kernel-chosen port:
+//! no whitelist, compact replies, `event=stopped` honoured, a short interval. Bounded: at most 64 torrents × 256
+//! peers, requests of at most 8 KiB, one thread.
+//!
+//! Used only where a test needs that announce log (`tests/engine_announces.rs`: which events the engine sends and
+//! how often). Every transfer test announces through our real tracker instead ([`crate::cyclone_tracker`]).
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -126,15 +128,6 @@ impl MiniTracker {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-
-    /// Ports of the peers currently listed for `info_hash`.
-    pub fn peer_ports(&self, info_hash: &[u8]) -> Vec<u16> {
-        let swarms = self.swarms.lock().unwrap();
-        swarms
-            .get(info_hash)
-            .map(|peers| peers.iter().map(|(_, port)| *port).collect())
-            .unwrap_or_default()
     }
 }
 

@@ -1,10 +1,12 @@
-//! Shared set-up for the engine's end-to-end tests: a loopback tracker, a multi-file payload and its torrent (made
-//! by mktorrent), and launchers for `cyclone download`, aria2c and python3-libtorrent on 127.0.0.1.
+//! Shared set-up for the engine's end-to-end tests: our tracker (`cyclone tracker`) on loopback, a multi-file payload
+//! and its torrent (made by mktorrent), and launchers for `cyclone download`, aria2c and python3-libtorrent on
+//! 127.0.0.1.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::cyclone_tracker::CycloneTracker;
 use crate::mini_tracker::MiniTracker;
 use crate::{cyclone_bin, free_port, require_program, run_ok, write_pseudo_random, ChildGuard};
 
@@ -19,25 +21,82 @@ pub const FILES: &[(&str, usize)] = &[
     ("z.bin", 65_536),
 ];
 
+/// Seconds between announces that the test trackers ask for.
+const TRACKER_INTERVAL: u32 = 2;
+
+/// The tracker a fixture's torrent announces to.
+pub enum TestTracker {
+    /// `cyclone tracker` (every test but those below).
+    Cyclone(CycloneTracker),
+    /// The in-process fixture tracker, only for a test that reads its announce log.
+    Mini(MiniTracker),
+    /// Another tracker the test runs itself (the torrent's announce URL was given).
+    External,
+}
+
+impl TestTracker {
+    /// Waits until the tracker lists at least `n` peers (panics after `limit`).
+    pub fn wait_for_peers(&self, n: usize, limit: Duration) {
+        match self {
+            TestTracker::Cyclone(t) => t.wait_for_peers(n, limit),
+            TestTracker::Mini(t) => t.wait_for_peers(n, limit),
+            TestTracker::External => panic!("the test runs its own tracker: ask it"),
+        }
+    }
+
+    /// Lists a test peer that does not speak HTTP as a seed of `info_hash`.
+    pub fn add_peer(&self, info_hash: &[u8; 20], peer_id: &[u8; 20], port: u16) {
+        match self {
+            TestTracker::Cyclone(t) => t.add_peer(info_hash, peer_id, port),
+            TestTracker::Mini(t) => t.add_peer(info_hash, peer_id, port),
+            TestTracker::External => panic!("the test runs its own tracker: ask it"),
+        }
+    }
+
+    /// The fixture tracker with its announce log ([`fixture_with_announce_log`]).
+    pub fn mini(&self) -> &MiniTracker {
+        match self {
+            TestTracker::Mini(t) => t,
+            _ => panic!("only fixture_with_announce_log() runs the fixture tracker"),
+        }
+    }
+}
+
 pub struct Fixture {
     _dir: tempfile::TempDir,
     pub root: PathBuf,
-    pub tracker: MiniTracker,
+    pub tracker: TestTracker,
     pub torrent: PathBuf,
 }
 
-/// A tracker, the payload under `root/seed/payload`, and its torrent (made by mktorrent, 32 KiB pieces).
+/// `cyclone tracker`, the payload under `root/seed/payload`, and its torrent (made by mktorrent, 32 KiB pieces).
 pub fn fixture() -> Option<Fixture> {
     fixture_with(FILES)
 }
 
 /// [`fixture`] with other files.
 pub fn fixture_with(files: &[(&str, usize)]) -> Option<Fixture> {
-    fixture_full(files, None)
+    fixture_impl(files, Announce::Cyclone)
 }
 
-/// [`fixture`] with other files and, optionally, another announce URL than the mini tracker's.
-pub fn fixture_full(files: &[(&str, usize)], announce: Option<&str>) -> Option<Fixture> {
+/// [`fixture`] announcing to `announce`, a tracker the test runs itself (no tracker is started).
+pub fn fixture_full(files: &[(&str, usize)], announce: &str) -> Option<Fixture> {
+    fixture_impl(files, Announce::Url(announce))
+}
+
+/// [`fixture`] with the in-process fixture tracker ([`MiniTracker`]), whose announce log a test can read. Only for
+/// tests about what the engine tells the tracker; transfers go through `cyclone tracker` ([`fixture`]).
+pub fn fixture_with_announce_log() -> Option<Fixture> {
+    fixture_impl(FILES, Announce::Mini)
+}
+
+enum Announce<'a> {
+    Cyclone,
+    Mini,
+    Url(&'a str),
+}
+
+fn fixture_impl(files: &[(&str, usize)], announce: Announce<'_>) -> Option<Fixture> {
     if !require_program("mktorrent", "mktorrent") {
         return None;
     }
@@ -46,12 +105,24 @@ pub fn fixture_full(files: &[(&str, usize)], announce: Option<&str>) -> Option<F
     for (i, (name, len)) in files.iter().enumerate() {
         write_pseudo_random(&root.join("seed/payload").join(name), *len, i as u64 + 11);
     }
-    let tracker = MiniTracker::start(2);
+    let (tracker, url) = match announce {
+        Announce::Cyclone => {
+            let t = CycloneTracker::start(&root.join("tracker"), TRACKER_INTERVAL);
+            let url = t.announce_url();
+            (TestTracker::Cyclone(t), url)
+        }
+        Announce::Mini => {
+            let t = MiniTracker::start(TRACKER_INTERVAL);
+            let url = t.announce_url();
+            (TestTracker::Mini(t), url)
+        }
+        Announce::Url(url) => (TestTracker::External, url.to_string()),
+    };
     let torrent = root.join("payload.torrent");
     run_ok(
         Command::new("mktorrent")
             .args(["-l", "15", "-a"])
-            .arg(announce.map_or_else(|| tracker.announce_url(), str::to_string))
+            .arg(url)
             .arg("-o")
             .arg(&torrent)
             .arg(root.join("seed/payload")),
@@ -75,6 +146,28 @@ pub fn assert_same_payload(original: &Path, copy: &Path) {
 
 pub fn log_of(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// The listening port a `cyclone download --json` printed (`{"event":"listening","port":N}`), once it has.
+pub fn listening_port(log: &Path) -> u16 {
+    let start = std::time::Instant::now();
+    loop {
+        let port = log_of(log)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["event"] == "listening")
+            .and_then(|v| v["port"].as_u64())
+            .and_then(|p| u16::try_from(p).ok());
+        if let Some(p) = port {
+            return p;
+        }
+        assert!(
+            start.elapsed() < DOWNLOAD_LIMIT,
+            "no listening line; log:\n{}",
+            log_of(log)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// `cyclone download` with loopback settings, in `workdir` (the payload lands in `workdir/payload`).
@@ -115,9 +208,15 @@ pub fn aria2_seed(f: &Fixture, log: &Path) -> ChildGuard {
     )
 }
 
+/// Waits for a process to exit successfully, and without a panic message in its log (glommio's blocking pool used
+/// to panic at exit with status 0).
 pub fn wait_ok(child: &mut ChildGuard, what: &str, log: &Path) {
     match child.wait_for(DOWNLOAD_LIMIT) {
-        Some(s) if s.success() => {}
+        Some(s) if s.success() => assert!(
+            !log_of(log).contains("panicked"),
+            "{what} exited with {s} but panicked; log:\n{}",
+            log_of(log)
+        ),
         Some(s) => panic!("{what} failed with {s}; log:\n{}", log_of(log)),
         None => panic!(
             "{what} did not finish within {DOWNLOAD_LIMIT:?}; log:\n{}",
@@ -172,7 +271,8 @@ while time.time() < deadline:
 sys.exit(0 if mode == 'seed' else 3)
 "#;
 
-/// A seeding `cyclone download` in `root/seed` (the original data, hash-checked at start).
+/// A seeding `cyclone download` in `root/seed` (the original data, hash-checked at start); returns once the tracker
+/// lists it.
 pub fn cyclone_seed(f: &Fixture, log: &Path) -> ChildGuard {
     let mut cmd = cyclone_download(f, &f.root.join("seed"), &[]);
     let seed = ChildGuard::spawn(&mut cmd, log);

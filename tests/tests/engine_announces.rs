@@ -9,11 +9,15 @@ use cyclone_tests::ChildGuard;
 
 #[test]
 fn seeding_announces_at_the_trackers_pace_and_a_finished_download_sends_completed_once() {
-    let Some(f) = fixture() else { return };
+    // The fixture tracker, not `cyclone tracker`: this test reads its announce log.
+    let Some(f) = fixture_with_announce_log() else {
+        return;
+    };
     let test_start = Instant::now();
     let _seed = cyclone_seed(&f, &f.root.join("seed.log"));
     let seed_port = *f
         .tracker
+        .mini()
         .announcing_ports()
         .first()
         .expect("the seed announced");
@@ -29,7 +33,7 @@ fn seeding_announces_at_the_trackers_pace_and_a_finished_download_sends_complete
     // Give a looping seeder time to show itself: the fixture tracker asks for an announce every 2 s and the
     // command's minimum announce interval is 2 s, so ~6 s allow at most a handful of announces.
     std::thread::sleep(Duration::from_secs(6));
-    let seed_events = f.tracker.announces_from(seed_port);
+    let seed_events = f.tracker.mini().announces_from(seed_port);
     // One announce per 2 s interval over the whole test, plus slack; the loop this guards against made thousands.
     let allowed = 4 + test_start.elapsed().as_secs() as usize / 2;
     assert!(
@@ -44,21 +48,11 @@ fn seeding_announces_at_the_trackers_pace_and_a_finished_download_sends_complete
         "a torrent complete at start never sends `completed`: {seed_events:?}"
     );
 
-    let leech_port = statuses_port(&log);
-    let leech_events = f.tracker.announces_from(leech_port);
+    let leech_port = listening_port(&log);
+    let leech_events = f.tracker.mini().announces_from(leech_port);
     assert_eq!(
         leech_events.iter().filter(|e| *e == "completed").count(),
         1,
         "the leecher sends `completed` exactly once: {leech_events:?}"
     );
-}
-
-/// The leecher's listening port, from its `{"event":"listening","port":N}` line.
-fn statuses_port(log: &std::path::Path) -> u16 {
-    log_of(log)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["event"] == "listening")
-        .and_then(|v| v["port"].as_u64())
-        .expect("a listening line") as u16
 }

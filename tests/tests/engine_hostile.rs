@@ -45,7 +45,7 @@ fn hostile_peers_are_closed_and_the_seed_survives() {
     let _seed = cyclone_seed(&f, &f.root.join("seed.log"));
     let meta = cyclone_metainfo::Metainfo::from_bytes(&std::fs::read(&f.torrent).unwrap()).unwrap();
     let info_hash = *meta.info_hash.as_bytes();
-    let port = f.tracker.peer_ports(&info_hash)[0];
+    let port = listening_port(&f.root.join("seed.log"));
     let connect = || TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
 
     // Unknown info-hash: closed without an answer.

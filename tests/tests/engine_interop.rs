@@ -1,6 +1,7 @@
 //! The engine against real peers on 127.0.0.1: `cyclone download` downloading from and seeding to aria2c and
-//! python3-libtorrent, and cyclone to cyclone, through a loopback tracker ([`MiniTracker`]). Every download is
-//! compared byte for byte with the original files. Every process is killed when its guard drops.
+//! python3-libtorrent and transmission-cli, and cyclone to cyclone, through our tracker (`cyclone tracker`, see
+//! `cyclone_tests::cyclone_tracker`) and, over UDP, opentracker. Every download is compared byte for byte with the
+//! original files. Every process is killed when its guard drops.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -225,7 +226,7 @@ fn cyclone_skips_a_file_with_priority_minus_one() {
 fn cyclone_to_cyclone_through_opentracker_over_udp() {
     // The info-hash does not depend on the announce URL: make the torrent, whitelist it, then point it at the
     // tracker's real port.
-    let Some(f) = fixture_full(FILES, Some("udp://127.0.0.1:1/announce")) else {
+    let Some(f) = fixture_full(FILES, "udp://127.0.0.1:1/announce") else {
         return;
     };
     let info_hash = |t: &std::path::Path| {

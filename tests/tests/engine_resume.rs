@@ -28,6 +28,30 @@ fn wait_for_status(log: &Path, what: &str, pred: impl Fn(&serde_json::Value) -> 
     }
 }
 
+/// The first status after start-up must show a crash record trusted whole: no piece checked, none of its pieces
+/// dropped, and nothing reported as "checking" on the way.
+fn assert_crash_record_trusted(log: &Path, what: &str) -> serde_json::Value {
+    let all = statuses(log);
+    let first = all
+        .iter()
+        .find(|v| v["activity"] != "checking")
+        .unwrap_or_else(|| panic!("{what}: no status; log:\n{}", log_of(log)))
+        .clone();
+    assert!(
+        all.iter().all(|v| v["activity"] != "checking"),
+        "{what}: a start-up check ran; log:\n{}",
+        log_of(log)
+    );
+    assert_eq!(first["resume_record"], "crash", "{what}: {first}");
+    assert_eq!(first["resumed"], true, "{what}: {first}");
+    assert_eq!(first["pieces_rechecked"], 0, "{what}: {first}");
+    assert_eq!(
+        first["pieces_trusted"], first["pieces_have"],
+        "{what}: every piece held at start must come from the record: {first}"
+    );
+    first
+}
+
 fn total_length() -> u64 {
     FILES.iter().map(|(_, l)| *l as u64).sum()
 }
@@ -70,6 +94,8 @@ fn sigkill_mid_download_resumes_without_starting_over() {
     );
     wait_ok(&mut run2, "cyclone download after SIGKILL", &log2);
     assert_same_payload(&f.root.join("seed/payload"), &work.join("payload"));
+    let first = assert_crash_record_trusted(&log2, "restart after SIGKILL");
+    assert!(first["pieces_trusted"].as_u64().unwrap() > 0, "{first}");
     let last = statuses(&log2).pop().expect("status lines");
     let downloaded = last["downloaded"].as_u64().unwrap();
     assert!(
@@ -80,8 +106,10 @@ fn sigkill_mid_download_resumes_without_starting_over() {
 }
 
 /// The crash test: several SIGKILLs at random points of a download. Each restart must keep at least what
-/// had been saved before the kill (a resume record is written every second), and the final data must be identical
-/// without the last run starting over. The schedule's seed is printed so a failure can be replayed.
+/// had been saved before the kill (a resume record is written every second) straight from the crash record, without
+/// checking any piece (`pieces_rechecked` 0: the record's pieces are trusted, the others are downloaded again), and
+/// the final data must be identical without the last run starting over. The schedule's seed is printed so a failure
+/// can be replayed.
 #[test]
 fn repeated_sigkills_at_random_points_each_restart_resumes() {
     if !require_program("aria2c", "aria2") {
@@ -118,10 +146,14 @@ fn repeated_sigkills_at_random_points_each_restart_resumes() {
         wait_for_status(&log, "a downloading status", |v| {
             v["activity"] != "checking"
         });
-        let first = statuses(&log)
-            .into_iter()
-            .find(|v| v["activity"] != "checking")
-            .expect("status");
+        let first = if round == 0 {
+            statuses(&log)
+                .into_iter()
+                .find(|v| v["activity"] != "checking")
+                .expect("status")
+        } else {
+            assert_crash_record_trusted(&log, &format!("round {round}"))
+        };
         let resumed_with = first["have_bytes"].as_u64().unwrap_or(0);
         assert!(
             resumed_with >= saved,
@@ -157,6 +189,8 @@ fn repeated_sigkills_at_random_points_each_restart_resumes() {
     );
     wait_ok(&mut last_run, "cyclone download after three SIGKILLs", &log);
     assert_same_payload(&f.root.join("seed/payload"), &work.join("payload"));
+    let first = assert_crash_record_trusted(&log, "the last run");
+    assert!(first["pieces_trusted"].as_u64().unwrap() > 0, "{first}");
     let downloaded = statuses(&log)
         .pop()
         .and_then(|v| v["downloaded"].as_u64())
@@ -206,8 +240,40 @@ fn sigkill_while_seeding_restarts_from_the_resume_record() {
     let first = all.first().expect("status lines");
     assert_eq!(first["resumed"], true, "{}", log_of(&log2));
     assert_eq!(first["activity"], "seeding", "{}", log_of(&log2));
+    // The record written at completion is a running session's: a crash record, its pieces trusted unread.
+    assert_eq!(first["resume_record"], "crash", "{first}");
+    assert_eq!(first["pieces_trusted"], first["piece_count"], "{first}");
+    assert_eq!(first["pieces_rechecked"], 0, "{first}");
     assert_eq!(all.last().unwrap()["downloaded"], 0);
     assert_same_payload(&f.root.join("seed/payload"), &work.join("payload"));
+
+    // The graceful stop (--exit-on-complete) left a clean record; --recheck ignores it and checks every piece.
+    let log3 = f.root.join("run3.log");
+    let mut run3 = ChildGuard::spawn(
+        &mut cyclone_download(&f, &work, &["--recheck", "--exit-on-complete"]),
+        &log3,
+    );
+    wait_ok(&mut run3, "cyclone --recheck", &log3);
+    let first = statuses(&log3)
+        .into_iter()
+        .find(|v| v["activity"] != "checking")
+        .expect("status lines");
+    assert_eq!(first["resume_record"], "none", "{first}");
+    assert_eq!(first["resumed"], false, "{first}");
+    assert_eq!(first["pieces_trusted"], 0, "{first}");
+    assert_eq!(first["pieces_rechecked"], first["piece_count"], "{first}");
+    assert_eq!(first["activity"], "seeding", "{first}");
+    // And the run after it finds the clean record that --recheck's stop wrote, files untouched: no check.
+    let log4 = f.root.join("run4.log");
+    let mut run4 = ChildGuard::spawn(
+        &mut cyclone_download(&f, &work, &["--exit-on-complete"]),
+        &log4,
+    );
+    wait_ok(&mut run4, "cyclone after a clean stop", &log4);
+    let first = statuses(&log4).into_iter().next().expect("status lines");
+    assert_eq!(first["resume_record"], "clean", "{first}");
+    assert_eq!(first["resumed"], true, "{first}");
+    assert_eq!(first["pieces_rechecked"], 0, "{first}");
 }
 
 /// Copies the original payload into `dir/payload` and flips one byte of `a.bin`.

@@ -114,6 +114,11 @@ pub(super) async fn shard_main(ctx: ShardContext, input: ShardInput) {
     }
     // This shard's torrents have ended; keep accepting (and handing off) until the session stops.
     acceptor.await;
+    // The executor ends when this returns. A job still running on its blocking pool (a file creation or stat left
+    // by a task that is winding down) would then find no one to answer and glommio's blocking thread panics
+    // ("failed to send response"). The pool has one thread and runs jobs in order, so once this no-op job has run,
+    // every job submitted before it has finished.
+    glommio::executor().spawn_blocking(|| ()).await;
 }
 
 /// Reads the handshake head of a freshly accepted connection and detaches its fd from glommio.

@@ -38,6 +38,12 @@ use crate::storage::{FileLayout, FileSpec, StorageError};
 
 /// Capacity of the status channel to the caller; reports beyond it are dropped (the next one replaces them).
 const STATUS_CHANNEL_CAPACITY: usize = 64;
+/// Verified bytes since the last resume write that trigger the next one before `resume_interval` is up (at most one
+/// write per [`MIN_RESUME_GAP`]): after a crash, at most about this much, or `resume_interval`'s worth, is
+/// downloaded again.
+pub const RESUME_SAVE_BYTES: u64 = 256 << 20;
+/// Shortest time between two periodic resume writes (each costs an fsync of the data and of the record).
+pub const MIN_RESUME_GAP: Duration = Duration::from_secs(1);
 /// Capacity of each inter-shard mesh channel (socket hand-offs in flight per pair of shards).
 const MESH_CAPACITY: usize = 64;
 /// Ports tried in a `minport..=maxport` range (BitTornado `find_and_bind`: 20 random ports).
@@ -76,8 +82,12 @@ pub struct SessionConfig {
     pub display_interval: Duration,
     /// Floor under tracker intervals (tests with a fast tracker lower it).
     pub min_announce_interval: Duration,
-    /// How often the resume record is rewritten while pieces arrive (it is also written on completion and stop).
+    /// How often the resume record is rewritten while pieces arrive (it is also written on completion and stop, and
+    /// sooner when [`RESUME_SAVE_BYTES`] of pieces were verified since the last write).
     pub resume_interval: Duration,
+    /// Ignore resume records at start-up and check every piece (`cyclone download --recheck`); records are still
+    /// written. The explicit way to catch files modified behind the engine's back after a crash.
+    pub ignore_resume: bool,
     /// Our peer id (BitTornado style: client prefix + random).
     pub peer_id: [u8; 20],
 }
@@ -102,6 +112,7 @@ impl Default for SessionConfig {
             display_interval: Duration::from_millis(500),
             min_announce_interval: Duration::from_secs(30),
             resume_interval: Duration::from_secs(30),
+            ignore_resume: false,
             peer_id: random_peer_id(),
         }
     }
@@ -196,13 +207,31 @@ pub enum Activity {
     Stopped,
 }
 
+/// The resume record found at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumeRecordKind {
+    /// None, unreadable, for another torrent, or ignored (`ignore_resume`).
+    None,
+    /// Written at a graceful stop: trusted file by file while each file matches its size/mtime stamp.
+    Clean,
+    /// Written while the torrent ran, so that session crashed: its pieces are trusted while their files are intact.
+    Crash,
+}
+
 /// A torrent's status, sent to the caller every `display_interval`.
 #[derive(Debug, Clone)]
 pub struct TorrentStatus {
     pub info_hash: [u8; 20],
     pub activity: Activity,
-    /// The torrent started from a valid resume record (no recheck).
+    /// The torrent started from its resume record with no recheck at all.
     pub resumed: bool,
+    /// Which resume record start-up found.
+    pub resume_record: ResumeRecordKind,
+    /// Pieces taken from the resume record without reading them.
+    pub pieces_trusted: u32,
+    /// Pieces the start-up check examined (read and hashed if present, with `check_hashes`): every piece not
+    /// trusted, or 0 when the record allowed skipping the check.
+    pub pieces_rechecked: u32,
     /// Bytes selected for download (all of the torrent unless files are skipped with priority -1).
     pub total_length: u64,
     /// Bytes of verified pieces among the selected ones.

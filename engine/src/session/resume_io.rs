@@ -1,12 +1,13 @@
-//! The torrent's resume record on disk: loaded at start-up (valid record = no recheck), saved after the data it
-//! lists has been fsynced. File access runs on glommio's blocking pool, never on the executor.
+//! The torrent's resume record on disk: loaded at start-up (valid record, or a crash record with intact files = no
+//! recheck), saved after the data it lists has been fsynced: unclean while the torrent runs, clean at a graceful stop. File access runs on glommio's blocking pool, never on the executor.
 
 use std::path::PathBuf;
 
 use crate::bitfield::Bitfield;
-use crate::resume::{self, Expected, FileStamp, ResumeRecord};
+use crate::resume::{self, Expected, FileStamp, ResumeDecision, ResumeRecord};
 
 use super::torrent::Torrent;
+use super::ResumeRecordKind;
 
 /// Current size/mtime of every file of the torrent (`None`: missing or padding).
 fn stamps(paths: &[Option<PathBuf>]) -> Vec<Option<FileStamp>> {
@@ -32,19 +33,24 @@ fn file_paths(torrent: &Torrent) -> Vec<Option<PathBuf>> {
 pub(super) enum Resume {
     /// No usable record: recheck everything.
     None,
-    /// Every file matches its stamp: these pieces, no recheck.
-    Valid(Bitfield),
-    /// Some files changed since the record (e.g. a crash mid-download): trust these pieces, recheck the rest.
-    Partial(Bitfield),
+    /// Take these pieces and check nothing else: every file matches its stamp (`ResumeRecordKind::Clean`), or the
+    /// record is from a crashed session and its files are intact (`Crash`).
+    Trust(Bitfield, ResumeRecordKind),
+    /// Take these pieces and recheck every other piece (files changed after a graceful stop, or cut after a crash).
+    Recheck(Bitfield, ResumeRecordKind),
 }
 
-/// Loads the torrent's resume record and checks it against the files on disk.
+/// Loads the torrent's resume record and checks it against the files on disk (`ResumeRecord::decide`).
 pub(super) async fn load(torrent: &Torrent) -> Resume {
     load_inner(torrent).await.unwrap_or(Resume::None)
 }
 
 async fn load_inner(torrent: &Torrent) -> Option<Resume> {
     let path = torrent.config.resume_path.clone()?;
+    if torrent.shared.config.ignore_resume {
+        log::info!("--recheck: ignoring the resume record {}", path.display());
+        return None;
+    }
     let expected = Expected::new(torrent.config.metainfo.info_hash, &torrent.map);
     let paths = file_paths(torrent);
     let (record, current) = glommio::executor()
@@ -58,25 +64,45 @@ async fn load_inner(torrent: &Torrent) -> Option<Resume> {
             return None;
         }
     };
-    let trusted = record.trusted_have(&torrent.map, &current);
-    // Only a record that still holds entirely skips the recheck.
-    Some(if trusted == record.have {
-        Resume::Valid(trusted)
+    let kind = if record.clean {
+        ResumeRecordKind::Clean
     } else {
-        Resume::Partial(trusted)
+        ResumeRecordKind::Crash
+    };
+    Some(match record.decide(&torrent.map, &current) {
+        ResumeDecision::Trust(have) => Resume::Trust(have, kind),
+        ResumeDecision::Recheck(have) => Resume::Recheck(have, kind),
     })
 }
 
-/// Writes the record: snapshot the bitfield, fsync the data, then stamp the files and replace the record atomically.
+/// Writes the record while the torrent runs (`clean` 0: if this is the record found at the next start, this
+/// session crashed). See [`save_as`].
 pub(super) async fn save(torrent: &Torrent) {
+    save_as(torrent, false).await;
+}
+
+/// The last write of a graceful stop (`clean` 1): after it, nothing touches the files, so the next start can hold
+/// them to their stamps.
+pub(super) async fn save_final(torrent: &Torrent) {
+    save_as(torrent, true).await;
+}
+
+/// Writes the record: snapshot the bitfield, fsync the data, then stamp the files and replace the record atomically.
+async fn save_as(torrent: &Torrent, clean: bool) {
     let Some(path) = torrent.config.resume_path.clone() else {
         return;
     };
+    // Held to the end: writes never interleave, so the final clean record is the last one written.
+    let Ok(_permit) = torrent.resume_lock.acquire_permit(1).await else {
+        return; // the semaphore is never closed
+    };
     let have = {
-        let st = torrent.st.borrow();
-        if !st.ready {
+        let mut st = torrent.st.borrow_mut();
+        if !st.ready || st.resume_final_written {
             return;
         }
+        st.resume_final_written = clean;
+        st.resume_saved_pieces = st.have.count_ones();
         st.have.clone()
     };
     if let Err(e) = torrent.storage.sync().await {
@@ -93,6 +119,7 @@ pub(super) async fn save(torrent: &Torrent) {
                 piece_length,
                 have,
                 files: stamps(&paths),
+                clean,
             };
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;

@@ -29,12 +29,19 @@ use crate::wire::{BlockRequest, Message};
 
 use super::assembly::{PieceAssembly, PieceMemory};
 use super::finish::{FinishQueue, Verdict};
-use super::{Activity, Shared, TorrentConfig, TorrentStatus};
+use super::resume_io::Resume;
+use super::{
+    Activity, ResumeRecordKind, Shared, TorrentConfig, TorrentStatus, MIN_RESUME_GAP,
+    RESUME_SAVE_BYTES,
+};
 
 /// Most peer addresses kept from trackers, waiting to be dialled.
 pub(super) const MAX_KNOWN_PEERS: usize = 1000;
 /// A peer whose unsent outgoing bytes exceed this is not reading: it is closed.
 pub(super) const MAX_OUTGOING_BYTES: usize = 4 << 20;
+/// Longest wait at shutdown for the connections' tasks to end (their sockets are shut down: they end at once
+/// unless a disk write is in progress).
+const PEER_TASKS_GRACE: Duration = Duration::from_secs(10);
 /// How often the torrent tick runs.
 const TICK: Duration = Duration::from_millis(250);
 /// Bad pieces a sole sender may send before it is closed and banned (BitTornado kicks at more than one).
@@ -101,6 +108,13 @@ pub(super) struct TorrentState {
     pub bad_peers_closed: u32,
     pub activity: Activity,
     pub resumed: bool,
+    pub resume_record: ResumeRecordKind,
+    pub pieces_trusted: u32,
+    pub pieces_rechecked: u32,
+    /// Pieces held when the last resume write took its snapshot (to write again after `RESUME_SAVE_BYTES`).
+    pub resume_saved_pieces: u32,
+    /// The final (clean) resume write is done: no later write may replace it.
+    pub resume_final_written: bool,
     pub ready: bool,
     /// The torrent is complete (from the start, or finished during this session).
     pub complete_announced: bool,
@@ -132,6 +146,8 @@ pub(super) struct Torrent {
     pub st: RefCell<TorrentState>,
     /// Completed pieces waiting to be hashed and written (see `finish.rs`).
     pub finish: FinishQueue,
+    /// One resume write at a time (periodic, completion and final writes never interleave their renames).
+    pub resume_lock: glommio::sync::Semaphore,
 }
 
 impl Torrent {
@@ -148,6 +164,9 @@ impl Torrent {
                 info_hash,
                 activity: Activity::Failed,
                 resumed: false,
+                resume_record: ResumeRecordKind::None,
+                pieces_trusted: 0,
+                pieces_rechecked: 0,
                 total_length: config.metainfo.info.total_length(),
                 have_bytes: 0,
                 pieces_have: 0,
@@ -212,6 +231,11 @@ impl Torrent {
             bad_peers_closed: 0,
             activity: Activity::Checking(0.0),
             resumed: false,
+            resume_record: ResumeRecordKind::None,
+            pieces_trusted: 0,
+            pieces_rechecked: 0,
+            resume_saved_pieces: 0,
+            resume_final_written: false,
             ready: false,
             complete_announced: false,
             completion_event_due: false,
@@ -232,6 +256,7 @@ impl Torrent {
             piece_priorities,
             st: RefCell::new(st),
             finish: FinishQueue::new(),
+            resume_lock: glommio::sync::Semaphore::new(1),
         })
     }
 
@@ -278,6 +303,15 @@ impl Torrent {
         let finisher = glommio::spawn_local(super::finish::run(self.clone()));
         let mut last_report = Instant::now() - self.shared.config.display_interval;
         let mut last_resume = Instant::now();
+        // Pieces verified since the last write that trigger the next one early (at least one).
+        let save_after_pieces = u32::try_from(RESUME_SAVE_BYTES / self.map.piece_length())
+            .unwrap_or(u32::MAX)
+            .max(1);
+        // From now on data may be written: replace a clean record at once, so that a crash before the first periodic
+        // write finds a crash record (trusted with its files intact) rather than a clean one with moved stamps.
+        if !self.is_complete() {
+            super::resume_io::save(&self).await;
+        }
         self.report();
         while !self.stopping() {
             glommio::timer::sleep(TICK).await;
@@ -287,8 +321,15 @@ impl Torrent {
                 last_report = now;
                 self.report();
             }
-            if now.duration_since(last_resume) >= self.shared.config.resume_interval
-                && self.st.borrow().resume_dirty
+            let (dirty, new_pieces) = {
+                let st = self.st.borrow();
+                let new = st.have.count_ones().saturating_sub(st.resume_saved_pieces);
+                (st.resume_dirty, new)
+            };
+            let since = now.duration_since(last_resume);
+            if dirty
+                && (since >= self.shared.config.resume_interval
+                    || (new_pieces >= save_after_pieces && since >= MIN_RESUME_GAP))
             {
                 last_resume = now;
                 self.st.borrow_mut().resume_dirty = false;
@@ -297,11 +338,13 @@ impl Torrent {
         }
         // Shutdown: close every connection, let the tracker task send `stopped`, save the resume record.
         self.close_all();
+        tracker.await;
+        self.wait_for_peer_tasks().await;
+        // No reader queues pieces any more: finish what is queued (written pieces become part of the record).
         self.finish.wake();
         finisher.await;
         self.finish.close();
-        tracker.await;
-        super::resume_io::save(&self).await;
+        super::resume_io::save_final(&self).await;
         self.storage.close().await;
         if self.st.borrow().error.is_none() {
             self.st.borrow_mut().activity = Activity::Stopped;
@@ -309,15 +352,28 @@ impl Torrent {
         self.report();
     }
 
-    /// Resume record if valid, otherwise a recheck.
+    /// After `close_all`: waits (at most `PEER_TASKS_GRACE`) until every connection's task has removed its peer,
+    /// so that no block write, file creation or piece verification of this torrent is still running when the final
+    /// resume record is written and the shard's executor ends (a blocking-pool job outliving its executor makes
+    /// glommio panic: "failed to send response").
+    async fn wait_for_peer_tasks(&self) {
+        let start = Instant::now();
+        while !self.st.borrow().peers.is_empty() && start.elapsed() < PEER_TASKS_GRACE {
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Resume record if it can be trusted (see `ResumeRecord::decide`), otherwise a recheck of what it does not
+    /// vouch for.
     async fn start_up(self: &Rc<Self>) -> Result<(), String> {
-        let (trusted, from_resume) = match super::resume_io::load(self).await {
-            super::resume_io::Resume::Valid(have) => (Some(have), true),
-            super::resume_io::Resume::Partial(have) => (Some(have), false),
-            super::resume_io::Resume::None => (None, false),
+        let (trusted, skip_check, record) = match super::resume_io::load(self).await {
+            Resume::Trust(have, kind) => (Some(have), true, kind),
+            Resume::Recheck(have, kind) => (Some(have), false, kind),
+            Resume::None => (None, false, ResumeRecordKind::None),
         };
+        let pieces_trusted = trusted.as_ref().map_or(0, Bitfield::count_ones);
         let have = match trusted {
-            Some(have) if from_resume => have,
+            Some(have) if skip_check => have,
             trusted => {
                 let paths = self.data_paths();
                 let probe = glommio::executor()
@@ -366,8 +422,16 @@ impl Torrent {
         st.wanted_missing = (0..self.map.piece_count())
             .filter(|&p| !have.get(p) && self.wanted(p))
             .count() as u32;
+        st.resume_saved_pieces = have.count_ones();
         st.have = have;
-        st.resumed = from_resume;
+        st.resumed = skip_check;
+        st.resume_record = record;
+        st.pieces_trusted = pieces_trusted;
+        st.pieces_rechecked = if skip_check {
+            0
+        } else {
+            self.map.piece_count() - pieces_trusted
+        };
         st.ready = true;
         if st.wanted_missing == 0 {
             st.activity = Activity::Seeding;
@@ -751,6 +815,9 @@ impl Torrent {
             info_hash: self.info_hash,
             activity: st.activity,
             resumed: st.resumed,
+            resume_record: st.resume_record,
+            pieces_trusted: st.pieces_trusted,
+            pieces_rechecked: st.pieces_rechecked,
             total_length,
             have_bytes,
             pieces_have: st.have.count_ones(),

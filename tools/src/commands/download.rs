@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-use cyclone_engine::session::{Activity, Session, SessionConfig, TorrentConfig, TorrentStatus};
+use cyclone_engine::session::{
+    Activity, ResumeRecordKind, Session, SessionConfig, TorrentConfig, TorrentStatus,
+};
 use cyclone_metainfo::Metainfo;
 
 use crate::error::CliError;
@@ -44,6 +46,11 @@ pub struct DownloadArgs {
     /// Hash-check existing data at start-up (1) or trust what is on disk (0).
     #[arg(long = "check_hashes", default_value_t = 1)]
     pub check_hashes: u8,
+    /// Ignore the resume record and check every piece on disk at start-up (the record is still written). Use it if
+    /// the files may have been modified by another program after cyclone was killed: a record left by a crash is
+    /// trusted as long as the files are still there and long enough.
+    #[arg(long)]
+    pub recheck: bool,
     /// Upload slots.
     #[arg(long = "max_uploads", default_value_t = 7)]
     pub max_uploads: usize,
@@ -84,6 +91,7 @@ pub fn run(args: &DownloadArgs) -> Result<(), CliError> {
         max_download_rate: kb(args.max_download_rate),
         max_uploads: args.max_uploads,
         check_hashes: args.check_hashes != 0,
+        ignore_resume: args.recheck,
         breakup_seed_bitfield: args.breakup_seed_bitfield != 0,
         display_interval: Duration::from_secs_f64(args.display_interval.clamp(0.1, 3600.0)),
         min_announce_interval: Duration::from_secs(args.min_announce_interval),
@@ -262,6 +270,9 @@ impl Printer {
                 "info_hash": hex(&s.info_hash),
                 "activity": activity_name(s.activity),
                 "resumed": s.resumed,
+                "resume_record": resume_record_name(s.resume_record),
+                "pieces_trusted": s.pieces_trusted,
+                "pieces_rechecked": s.pieces_rechecked,
                 "checking": match s.activity { Activity::Checking(f) => Some(f), _ => None },
                 "percent_done": (fraction * 1000.0).round() / 10.0,
                 "have_bytes": s.have_bytes,
@@ -381,6 +392,14 @@ fn activity_name(a: Activity) -> &'static str {
         Activity::Seeding => "seeding",
         Activity::Failed => "failed",
         Activity::Stopped => "stopped",
+    }
+}
+
+fn resume_record_name(r: ResumeRecordKind) -> &'static str {
+    match r {
+        ResumeRecordKind::None => "none",
+        ResumeRecordKind::Clean => "clean",
+        ResumeRecordKind::Crash => "crash",
     }
 }
 
