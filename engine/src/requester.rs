@@ -29,7 +29,7 @@ use crate::blocks::PartialPiece;
 use crate::picker::{PickerConfig, PiecePicker, Priority};
 use crate::piece_map::{PieceMap, BLOCK_SIZE};
 use crate::wire::BlockRequest;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use thiserror::Error;
 
@@ -76,7 +76,9 @@ struct PeerState {
     choking_us: bool,
     /// BEP 6 negotiated: chokes do not drop requests, rejects do.
     fast: bool,
-    outstanding: Vec<BlockRequest>,
+    /// In request order: blocks mostly arrive in that order, so the one received is found (and removed) at the
+    /// front in O(1) rather than by shifting the whole queue.
+    outstanding: VecDeque<BlockRequest>,
     /// Pieces the peer has that we want.
     interesting: u32,
     /// BEP 6 ALLOWED_FAST pieces: requestable while the peer chokes us.
@@ -200,7 +202,7 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
                 counted_as_seed: false,
                 choking_us: true,
                 fast,
-                outstanding: Vec::new(),
+                outstanding: VecDeque::new(),
                 interesting: 0,
                 allowed_fast: Vec::new(),
             },
@@ -249,11 +251,16 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
         self.peers.get(&key).map(|p| &p.has)
     }
 
-    /// Requests outstanding to the peer.
-    pub fn outstanding(&self, key: K) -> &[BlockRequest] {
+    /// How many requests are outstanding to the peer.
+    pub fn outstanding_count(&self, key: K) -> usize {
+        self.peers.get(&key).map_or(0, |p| p.outstanding.len())
+    }
+
+    /// Requests outstanding to the peer, oldest first.
+    pub fn outstanding(&self, key: K) -> Vec<BlockRequest> {
         self.peers
             .get(&key)
-            .map_or(&[][..], |p| p.outstanding.as_slice())
+            .map_or(Vec::new(), |p| p.outstanding.iter().copied().collect())
     }
 
     /// The peer's BITFIELD (or HAVE_ALL as a full bitfield).
@@ -341,7 +348,7 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
                 req,
             );
         }
-        lost
+        lost.into()
     }
 
     /// BEP 6 REJECT: the request returns to the pool. Returns false if it was not outstanding.
@@ -393,7 +400,7 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
                 req,
             );
         }
-        cancel
+        cancel.into()
     }
 
     /// BitTornado's `too_many_partials`: more pieces with received data than half the peers.
@@ -436,7 +443,7 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
                     *free_blocks -= 1;
                     picker.requested(piece);
                     let req = map.block(piece, block);
-                    peer.outstanding.push(req);
+                    peer.outstanding.push_back(req);
                     out.push(req);
                 }
                 if pp.is_untouched() {
@@ -460,7 +467,7 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
                 };
                 *free_blocks -= 1;
                 let req = map.block(piece, block);
-                peer.outstanding.push(req);
+                peer.outstanding.push_back(req);
                 out.push(req);
             }
         }
@@ -501,7 +508,7 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
                 .get_mut(&req.piece)
                 .expect("candidate from partial")
                 .request_again(block);
-            peer.outstanding.push(req);
+            peer.outstanding.push_back(req);
             out.push(req);
         }
     }
@@ -532,10 +539,14 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
         if !outcome.accepted {
             return outcome;
         }
-        for (&other, p) in self.peers.iter_mut() {
-            if let Some(j) = p.outstanding.iter().position(|r| r == req) {
-                p.outstanding.remove(j);
-                outcome.cancels.push((other, *req));
+        // Only endgame asks two peers for one block: outside it no other peer can have this one outstanding, and
+        // scanning every peer's queue for every block would cost peers × queue length per block.
+        if self.endgame {
+            for (&other, p) in self.peers.iter_mut() {
+                if let Some(j) = p.outstanding.iter().position(|r| r == req) {
+                    p.outstanding.remove(j);
+                    outcome.cancels.push((other, *req));
+                }
             }
         }
         if pp.is_complete() {
@@ -585,9 +596,13 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
                     }
                 }
                 if !wanted_after {
-                    let (drop, keep): (Vec<_>, Vec<_>) =
-                        peer.outstanding.iter().partition(|r| r.piece == piece);
-                    peer.outstanding = keep;
+                    let drop: Vec<BlockRequest> = peer
+                        .outstanding
+                        .iter()
+                        .filter(|r| r.piece == piece)
+                        .copied()
+                        .collect();
+                    peer.outstanding.retain(|r| r.piece != piece);
                     cancels.extend(drop.into_iter().map(|r| (k, r)));
                 }
             }

@@ -184,7 +184,7 @@ fn lru_keeps_at_most_max_files_open() {
         let map = st.piece_map().clone();
         for p in 0..map.piece_count() {
             let at = map.piece_offset(p) as usize;
-            st.write_piece(p, content[at..at + map.piece_size(p) as usize].to_vec())
+            st.write_piece(p, &content[at..at + map.piece_size(p) as usize])
                 .await
                 .unwrap();
             assert!(pool.stats().open <= 3, "{:?}", pool.stats());
@@ -206,7 +206,7 @@ fn lru_keeps_at_most_max_files_open() {
         // Two torrents share one pool and its cap.
         let other_root = root.join("other");
         let st2 = storage(&m, &other_root, &pool);
-        st2.write_piece(0, content[..16384].to_vec()).await.unwrap();
+        st2.write_piece(0, &content[..16384]).await.unwrap();
         assert!(pool.stats().open <= 3);
         assert_eq!(st.read_piece(0).await.unwrap(), &content[..16384]);
         drop(st2);
@@ -265,7 +265,7 @@ fn seeding_existing_data_opens_read_only_and_changes_nothing() {
         assert_eq!(pool.stats().open, 4, "the four non-empty data files");
         // A write reopens read-write; after seal, reads go back to read-only handles.
         let at = map.piece_offset(1) as usize;
-        st.write_piece(1, content[at..at + PIECE as usize].to_vec())
+        st.write_piece(1, &content[at..at + PIECE as usize])
             .await
             .unwrap();
         assert!(open_modes(&path).contains(&libc::O_RDWR));
@@ -372,7 +372,7 @@ fn nothing_is_written_outside_the_root() {
         let map = st.piece_map().clone();
         for p in 0..map.piece_count() {
             let at = map.piece_offset(p) as usize;
-            st.write_piece(p, content[at..at + map.piece_size(p) as usize].to_vec())
+            st.write_piece(p, &content[at..at + map.piece_size(p) as usize])
                 .await
                 .unwrap();
         }
@@ -397,7 +397,7 @@ fn verify_detects_corruption_on_disk() {
         let n = map.piece_count();
         for p in 0..n {
             let at = map.piece_offset(p) as usize;
-            st.write_piece(p, content[at..at + map.piece_size(p) as usize].to_vec())
+            st.write_piece(p, &content[at..at + map.piece_size(p) as usize])
                 .await
                 .unwrap();
             assert!(st
@@ -408,7 +408,7 @@ fn verify_detects_corruption_on_disk() {
         // Wrong data for piece 1 (written through storage), then corrupt one byte of piece 2 behind its back.
         let mut bad = content[PIECE as usize..2 * PIECE as usize].to_vec();
         bad[100] ^= 0x40;
-        st.write_piece(1, bad).await.unwrap();
+        st.write_piece(1, &bad).await.unwrap();
         st.sync().await.unwrap();
         st.close().await;
         let c = root.join("t/d/e/c.bin");
@@ -424,7 +424,7 @@ fn verify_detects_corruption_on_disk() {
         assert!(st.verify_pieces(&[n], &m.info.pieces).await.is_err());
         // A wrong-size buffer is refused.
         assert!(matches!(
-            st.write_piece(0, vec![0; 10]).await,
+            st.write_piece(0, &[0; 10]).await,
             Err(StorageError::BufferLength { .. })
         ));
         assert!(st.write_block(0, 32_760, vec![0; 16]).await.is_err());
@@ -504,7 +504,7 @@ fn single_file_torrent_lives_at_root_slash_name() {
         for p in 0..3u32 {
             let at = p as usize * 16384;
             let end = (at + 16384).min(content.len());
-            st.write_piece(p, content[at..end].to_vec()).await.unwrap();
+            st.write_piece(p, &content[at..end]).await.unwrap();
         }
         let all: Vec<u32> = (0..3).collect();
         assert_eq!(
@@ -584,7 +584,7 @@ fn a_file_where_a_directory_must_go_is_an_error() {
         let pool = FilePool::new(4);
         let st = storage(&m, &root, &pool);
         let err = st
-            .write_piece(0, content[..PIECE as usize].to_vec())
+            .write_piece(0, &content[..PIECE as usize])
             .await
             .unwrap_err();
         assert!(matches!(err, StorageError::Io { .. }), "{err}");
@@ -607,12 +607,8 @@ fn large_pieces_verify_in_parts() {
     run(move || async move {
         let pool = FilePool::new(4);
         let st = storage(&m, &root, &pool);
-        st.write_piece(0, content[..8 << 20].to_vec())
-            .await
-            .unwrap();
-        st.write_piece(1, content[8 << 20..].to_vec())
-            .await
-            .unwrap();
+        st.write_piece(0, &content[..8 << 20]).await.unwrap();
+        st.write_piece(1, &content[8 << 20..]).await.unwrap();
         assert!(st.verify_piece(0, &m.info.pieces[0]).await.unwrap());
         assert!(st.verify_piece(1, &m.info.pieces[1]).await.unwrap());
         assert!(!st.verify_piece(0, &m.info.pieces[1]).await.unwrap());
@@ -627,4 +623,84 @@ fn large_pieces_verify_in_parts() {
         );
         st.close().await;
     });
+}
+
+/// Whole pieces go around the page cache with O_DIRECT where the file system takes it (ext4 here) and the span is
+/// aligned; unaligned spans of a multi-file torrent are written buffered. On tmpfs glommio opens its DMA files
+/// without O_DIRECT (there is no device), so the same path is a plain write. Either way every byte reads back.
+#[test]
+fn whole_pieces_use_o_direct_where_possible_and_fall_back_elsewhere() {
+    const ALIGNED: &[TestFile] = &[file(&["big.bin"], 1 << 20)];
+    const UNALIGNED: &[TestFile] = &[file(&["a"], 70_000), file(&["b"], 200_000)];
+    let disk = tempfile::tempdir().unwrap();
+    let shm = Path::new("/dev/shm");
+    let mut roots = vec![(disk.path().join("dl"), true)];
+    let shm_dir = shm.is_dir().then(|| tempfile::tempdir_in(shm).unwrap());
+    if let Some(d) = &shm_dir {
+        roots.push((d.path().join("dl"), false));
+    }
+    for (root, may_be_direct) in roots {
+        let on_tmpfs = fs_is_tmpfs(root.parent().unwrap());
+        for (name, files, piece) in [
+            ("aligned", ALIGNED, 64 << 10),
+            ("unaligned", UNALIGNED, 64 << 10),
+        ] {
+            let (m, content) = torrent(name, files, piece, 5);
+            let root = root.join(name);
+            let direct = run(move || async move {
+                let pool = FilePool::new(8);
+                let st = storage(&m, &root, &pool);
+                let map = st.piece_map().clone();
+                for p in 0..map.piece_count() {
+                    let at = map.piece_offset(p) as usize;
+                    st.write_piece(p, &content[at..at + map.piece_size(p) as usize])
+                        .await
+                        .unwrap();
+                }
+                st.sync().await.unwrap();
+                for p in 0..map.piece_count() {
+                    let at = map.piece_offset(p) as usize;
+                    assert_eq!(
+                        st.read_piece(p).await.unwrap(),
+                        &content[at..at + map.piece_size(p) as usize],
+                        "piece {p}"
+                    );
+                }
+                let n = st.direct_writes();
+                st.close().await;
+                n
+            });
+            // On tmpfs only the data matters (checked above): glommio's tmpfs DMA writes are plain writes.
+            if may_be_direct && !on_tmpfs {
+                if name == "aligned" {
+                    assert_eq!(
+                        direct, 16,
+                        "{name}: every piece of a single file is aligned"
+                    );
+                } else {
+                    // 70 000 and 200 000 bytes: only spans starting and ending on 512-byte boundaries qualify.
+                    assert!(direct < 6, "{name}: {direct} direct spans");
+                }
+            }
+        }
+        assert!(
+            std::fs::read_dir(root.join("aligned"))
+                .unwrap()
+                .flatten()
+                .all(|e| !e
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".cyclone-dma-probe")),
+            "the DMA probe file is removed"
+        );
+    }
+}
+
+fn fs_is_tmpfs(path: &Path) -> bool {
+    std::process::Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(path)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "tmpfs")
+        .unwrap_or(false)
 }

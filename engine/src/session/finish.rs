@@ -6,9 +6,13 @@
 //! engine (`digest_batch`, ~2.4x one stream), writes each good one with a single piece-sized write, and only then
 //! marks it had (a HAVE must never announce data that is not on disk yet).
 //!
-//! Bounds: at most [`MAX_FINISHING`] pieces are queued or being finished per torrent; a reader that completes a
-//! piece beyond that waits for a slot, which is the back-pressure that bounds memory between the network and the
-//! disk.
+//! Writes are not awaited by the finisher: it goes on hashing the next pieces while earlier ones are on their way
+//! to the disk (an O_DIRECT write of a piece takes about a millisecond here; waiting for it before hashing the next
+//! batch capped the download at the disk's latency, not its bandwidth).
+//!
+//! Bounds: at most [`MAX_FINISHING_BYTES`] of pieces (at least one piece) are queued, being hashed or being
+//! written per torrent; a reader that completes a piece beyond that waits, which is the back-pressure that bounds
+//! memory between the network and the disk.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -22,8 +26,15 @@ use super::assembly::PieceBuffer;
 use super::torrent::Torrent;
 use crate::storage::verify::digest_batch;
 
-/// Pieces queued or being finished per torrent, at most.
-pub(super) const MAX_FINISHING: u64 = 16;
+/// Bytes of pieces queued or being finished per torrent, at most (rounded to [`SLOT_BYTES`]; a larger piece
+/// takes every slot, so one piece always fits).
+pub(super) const MAX_FINISHING_BYTES: u64 = 64 << 20;
+
+/// Granularity of the finishing budget.
+const SLOT_BYTES: u64 = 64 << 10;
+
+/// Slots in the finishing budget.
+const SLOTS: u64 = MAX_FINISHING_BYTES / SLOT_BYTES;
 
 /// Pieces hashed together (the SHA-NI engine's lane count).
 const BATCH: usize = 4;
@@ -57,15 +68,16 @@ impl FinishQueue {
         let (wake_tx, wake_rx) = local_channel::new_bounded(1);
         FinishQueue {
             queue: RefCell::new(VecDeque::new()),
-            slots: Rc::new(Semaphore::new(MAX_FINISHING)),
+            slots: Rc::new(Semaphore::new(SLOTS)),
             wake_tx,
             wake_rx,
         }
     }
 
-    /// Queues a completed piece; waits while [`MAX_FINISHING`] pieces are in the queue or being finished.
-    pub async fn push(&self, completed: Completed) {
-        let Ok(permit) = self.slots.acquire_static_permit(1).await else {
+    /// Queues a completed piece of `size` bytes; waits while [`MAX_FINISHING_BYTES`] are queued or being finished.
+    pub async fn push(&self, completed: Completed, size: u32) {
+        let units = u64::from(size).div_ceil(SLOT_BYTES).clamp(1, SLOTS);
+        let Ok(permit) = self.slots.acquire_static_permit(units).await else {
             // Closed: the torrent has stopped and nobody will finish the piece.
             return;
         };
@@ -73,8 +85,10 @@ impl FinishQueue {
         let _ = self.wake_tx.try_send(());
     }
 
-    /// After the finisher has ended: readers waiting for a slot give up instead of waiting forever.
-    pub fn close(&self) {
+    /// After the finisher has ended: waits for the writes still in flight (each holds its slots until it is
+    /// applied), then closes the queue, so a reader still waiting for a slot gives up instead of waiting forever.
+    pub async fn close(&self) {
+        let _ = self.slots.acquire(SLOTS).await;
         self.slots.close();
     }
 
@@ -112,8 +126,8 @@ pub(super) async fn run(torrent: Rc<Torrent>) {
     }
 }
 
-/// Hashes the in-memory pieces of `batch` together, writes the good ones concurrently, verifies the on-disk ones,
-/// then applies every verdict. Permits are released as each piece is done.
+/// Hashes the in-memory pieces of `batch` together and starts the writes of the good ones (each applies its verdict
+/// when written), verifies the on-disk ones, applies the other verdicts. Permits are released as each piece is done.
 async fn finish_batch(torrent: &Rc<Torrent>, batch: Vec<(Completed, StaticPermit)>) {
     let in_memory: Vec<&[u8]> = batch
         .iter()
@@ -123,7 +137,6 @@ async fn finish_batch(torrent: &Rc<Torrent>, batch: Vec<(Completed, StaticPermit
         })
         .collect();
     let mut digests = digest_batch(&in_memory).into_iter();
-    let mut writes = Vec::new();
     for (completed, permit) in batch {
         let piece = completed.piece();
         match completed {
@@ -135,8 +148,9 @@ async fn finish_batch(torrent: &Rc<Torrent>, batch: Vec<(Completed, StaticPermit
                     continue;
                 }
                 let t = torrent.clone();
-                writes.push(glommio::spawn_local(async move {
-                    let verdict = match t.storage.write_piece(piece, buf.into_vec()).await {
+                // Not awaited: the permit it holds bounds the writes in flight, and `close` waits for them.
+                glommio::spawn_local(async move {
+                    let verdict = match t.storage.write_piece(piece, buf.as_slice()).await {
                         Ok(()) => Verdict::Good,
                         Err(e) => {
                             // BitTornado stops the torrent on a failed write; so do we.
@@ -144,9 +158,11 @@ async fn finish_batch(torrent: &Rc<Torrent>, batch: Vec<(Completed, StaticPermit
                             Verdict::DiskError(e.to_string())
                         }
                     };
+                    drop(buf);
                     t.apply_verdict(piece, verdict).await;
                     drop(permit);
-                }));
+                })
+                .detach();
             }
             Completed::OnDisk(_) => {
                 let verdict = match torrent
@@ -162,9 +178,6 @@ async fn finish_batch(torrent: &Rc<Torrent>, batch: Vec<(Completed, StaticPermit
                 drop(permit);
             }
         }
-    }
-    for w in writes {
-        w.await;
     }
 }
 

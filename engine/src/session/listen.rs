@@ -37,6 +37,7 @@ pub(super) async fn shard_main(ctx: ShardContext, input: ShardInput) {
     let torrents: Torrents = Rc::new(RefCell::new(HashMap::new()));
     let pool = crate::storage::FilePool::new(shared.config.max_files_open);
     let memory = super::assembly::PieceMemory::new(super::assembly::PIECE_MEMORY_PER_SHARD);
+    let stop = super::stop_signal::StopSignal::watch(shared.clone());
     let handler_torrents = torrents.clone();
     let handler: cyclone_shard::mesh::Handler<Handoff, bool> =
         Rc::new(move |h: Handoff| accept_handoff(&handler_torrents, h));
@@ -44,7 +45,13 @@ pub(super) async fn shard_main(ctx: ShardContext, input: ShardInput) {
 
     let mut mains = Vec::new();
     for config in configs {
-        match Torrent::new(config, shared.clone(), pool.clone(), memory.clone()) {
+        match Torrent::new(
+            config,
+            shared.clone(),
+            pool.clone(),
+            memory.clone(),
+            stop.clone(),
+        ) {
             Ok(t) => {
                 let t = Rc::new(t);
                 torrents.borrow_mut().insert(t.info_hash, t.clone());
@@ -65,12 +72,12 @@ pub(super) async fn shard_main(ctx: ShardContext, input: ShardInput) {
         while !accept_shared.stop.load(Ordering::Relaxed) {
             let accepted =
                 futures_lite::future::or(async { Some(listener.accept().await) }, async {
-                    glommio::timer::sleep(Duration::from_millis(250)).await;
+                    stop.wait().await;
                     None
                 })
                 .await;
             let stream = match accepted {
-                None => continue,
+                None => break,
                 Some(Ok(s)) => s,
                 Some(Err(e)) => {
                     log::debug!("accept: {e}");

@@ -20,6 +20,7 @@ mod finish;
 mod listen;
 mod peer;
 mod resume_io;
+mod stop_signal;
 mod torrent;
 mod tracker;
 
@@ -346,6 +347,7 @@ impl Session {
         config: SessionConfig,
         torrents: Vec<TorrentConfig>,
     ) -> Result<SessionHandle, SessionError> {
+        tune_allocator();
         let pool_config = ShardPoolConfig {
             shards: config.shards,
             name: "cyclone-engine".into(),
@@ -398,6 +400,25 @@ impl Session {
             status,
             thread: Some(thread),
         })
+    }
+}
+
+/// Serves large buffers (piece buffers, O_DIRECT write buffers, up to 64 MiB) from malloc's arenas instead of a
+/// fresh `mmap` each time. With glibc's default threshold every O_DIRECT write buffer of a 256 KiB piece was mapped,
+/// page-faulted and zeroed by the kernel, then unmapped: page faults and `clear_page` were ~12 % of a 1 GiB
+/// download's CPU. Process-wide and once; a no-op on other C libraries.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: mallopt only sets glibc malloc parameters; it is called once, before the shard threads start
+            // allocating, with valid parameter constants.
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+                libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 20);
+            }
+        });
     }
 }
 

@@ -219,7 +219,8 @@ async fn read_loop(
                     }
                 };
                 if let Some(c) = ready {
-                    torrent.finish.push(c).await;
+                    let size = torrent.map.piece_size(req.piece);
+                    torrent.finish.push(c, size).await;
                 }
             }
         }

@@ -64,7 +64,11 @@ pub(super) async fn run(torrent: Rc<Torrent>) {
             if stopping {
                 return;
             }
-            glommio::timer::sleep(Duration::from_millis(250)).await;
+            futures_lite::future::or(
+                glommio::timer::sleep(Duration::from_millis(250)),
+                torrent.stop.wait(),
+            )
+            .await;
             continue;
         };
         let mut pos = tiers.first();

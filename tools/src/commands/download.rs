@@ -202,7 +202,9 @@ pub fn run_session(
     let mut result = Ok(());
     let mut stopping = false;
     loop {
-        match handle.status.recv_timeout(Duration::from_millis(200)) {
+        // While stopping, look for the session's end often: the last status may be followed only by the exit.
+        let wait = Duration::from_millis(if stopping { 10 } else { 200 });
+        match handle.status.recv_timeout(wait) {
             Ok(status) => {
                 printer.print(&status);
                 match status.activity {
