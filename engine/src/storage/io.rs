@@ -22,8 +22,10 @@
 //! every unaligned file boundary of a multi-file torrent (racing the neighbouring block's write). So blocks and
 //! pieces use `BufferedFile`, and block reads first try `preadv2(RWF_NOWAIT)`, which serves cached data without an
 //! io_uring round trip (4× less CPU per warm block, as cheap as a plain `pread`) and never blocks the executor
-//! (uncached data returns EAGAIN and goes through io_uring). The one place O_DIRECT wins for us is the recheck
-//! (read once, hash, forget): see `recheck::DirectFiles`.
+//! (uncached data returns EAGAIN and goes through io_uring). O_DIRECT wins in two places: the recheck (read once,
+//! hash, forget) and whole-piece writes of a download (written once, not read again until served; a buffered
+//! write of new data costs a fresh page-cache page per 4 KiB, ~2 s CPU per GiB here): see `direct::DirectFiles`.
+//! The sequential-write row above overwrote cached pages, which is why it did not show that cost.
 //!
 //! # Buffers and ownership
 //!

@@ -14,12 +14,16 @@
 //! - [`mod@recheck`]: the full check of existing data at disk/SHA speed, producing the have-bitfield and per-file
 //!   status, and BitTornado's `--check_hashes 0`.
 //!
-//! Why `BufferedFile` for blocks and pieces and `DmaFile` only in the recheck: measured in
-//! `bench/src/bin/storage_io.rs` (figures in [`io`] and [`mod@recheck`]). A seedbox serves the same popular blocks
-//! many times, and only the page cache makes that cheap; O_DIRECT also needs 512/4096-byte alignment that
-//! multi-file torrents do not have. A recheck reads everything once, where O_DIRECT halves the shard's CPU and
-//! keeps the cache for seeding. The glommio DMA probe trap (stack-notes 1f) cannot be armed by this module: the
-//! only DMA files it opens hold the data being read, so the first one is never empty.
+//! - [`direct`]: O_DIRECT handles (glommio `DmaFile`) for the recheck's cold reads and whole-piece writes.
+//!
+//! Why `BufferedFile` for reads and blocks, and `DmaFile` for the recheck and whole-piece writes: measured in
+//! `bench/src/bin/storage_io.rs` (figures in [`io`] and [`mod@recheck`]) and `bench/src/bin/transfer.rs`. A seedbox
+//! serves the same popular blocks many times, and only the page cache makes that cheap; O_DIRECT also needs
+//! 512/4096-byte alignment that multi-file torrents do not always have (unaligned spans are written buffered). A
+//! recheck reads everything once, where O_DIRECT halves the shard's CPU and keeps the cache for seeding; a piece
+//! just downloaded is written once, and filling new page-cache pages with it cost more CPU than everything else in
+//! a download. The glommio DMA probe trap (stack-notes 1f): the recheck's DMA files hold the data being read, so the
+//! first one is never empty; writers call `direct::ensure_probed` first (a new sparse file reads a hole at offset 0).
 
 pub(crate) mod direct;
 pub mod files;
