@@ -149,6 +149,10 @@ impl TokenBucket {
         self.rate_bytes_per_second
     }
 
+    pub fn burst_bytes(&self) -> u64 {
+        self.burst_bytes
+    }
+
     fn refill(&mut self, now: Instant) {
         let now = now.max(self.last);
         let dt = now.duration_since(self.last).as_secs_f64();

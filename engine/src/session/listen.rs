@@ -37,6 +37,8 @@ pub(super) async fn shard_main(ctx: ShardContext, input: ShardInput) {
     let torrents: Torrents = Rc::new(RefCell::new(HashMap::new()));
     let pool = crate::storage::FilePool::new(shared.config.max_files_open);
     let memory = super::assembly::PieceMemory::new(super::assembly::PIECE_MEMORY_PER_SHARD);
+    let limits =
+        super::limits::ShardLimits::new(shared.upload_limit.clone(), shared.download_limit.clone());
     let handler_torrents = torrents.clone();
     let handler: cyclone_shard::mesh::Handler<Handoff, bool> =
         Rc::new(move |h: Handoff| accept_handoff(&handler_torrents, h));
@@ -44,7 +46,13 @@ pub(super) async fn shard_main(ctx: ShardContext, input: ShardInput) {
 
     let mut mains = Vec::new();
     for config in configs {
-        match Torrent::new(config, shared.clone(), pool.clone(), memory.clone()) {
+        match Torrent::new(
+            config,
+            shared.clone(),
+            pool.clone(),
+            memory.clone(),
+            limits.clone(),
+        ) {
             Ok(t) => {
                 let t = Rc::new(t);
                 torrents.borrow_mut().insert(t.info_hash, t.clone());
