@@ -20,6 +20,7 @@
 //! - [`choker`]: BitTornado's choker (rechoke, optimistic rotation, snubbing, seeding order).
 //! - [`connection_timers`]: handshake/idle deadlines, keep-alives, the half-open dial limit.
 //! - [`rate`]: rate measurement and token-bucket limiting with an injected clock.
+//! - [`global_rate`]: the session-wide limit shared by all shards (atomics drawn in chunks, no lock).
 //! - [`bad_data`]: blame for pieces failing their hash check; BitTornado's kick and ban rules.
 //! - [`announce`]: the tracker client protocol (HTTP and UDP codecs, BEP 12 tiers, announce schedule).
 //! - [`resume`]: the fast-resume record (bitfield + per-file stamps) and its crash-safe write.
@@ -36,6 +37,7 @@ pub mod blocks;
 pub mod choker;
 pub mod connection_timers;
 pub mod extension;
+pub mod global_rate;
 pub mod picker;
 pub mod piece_map;
 pub mod rate;

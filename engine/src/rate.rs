@@ -7,10 +7,10 @@
 //! - [`RateMeasure`] is BitTornado's `CurrentRateMeasure.Measure`: a rate averaged over a window that
 //!   grows to `max_rate_period` (20 s) and then slides. It drives the choker (download rate from a peer
 //!   while leeching, upload rate to it while seeding), the request pipeline depth and the status line.
-//! - [`TokenBucket`] limits bytes per second. A torrent's limit and the global limit are two buckets;
-//!   [`take_from_all`] grants the minimum both allow and charges both. In the thread-per-core engine
-//!   each shard owns its share of the global budget (rate / shards, rebalanced by the pool); the
-//!   bucket itself is single-threaded.
+//! - [`TokenBucket`] limits bytes per second, single-threaded: a torrent's own limit.
+//!   [`take_from_all`] grants the minimum several such buckets allow and charges each. The session-wide
+//!   limit, shared by all shards without a lock, is [`crate::global_rate`]; `session/limits.rs`
+//!   combines the two.
 
 use std::time::{Duration, Instant};
 
@@ -147,6 +147,10 @@ impl TokenBucket {
 
     pub fn rate_bytes_per_second(&self) -> u64 {
         self.rate_bytes_per_second
+    }
+
+    pub fn burst_bytes(&self) -> u64 {
+        self.burst_bytes
     }
 
     fn refill(&mut self, now: Instant) {

@@ -52,6 +52,8 @@ fn connections_accepted_on_any_shard_reach_the_owner() {
             layout,
             resume_path: None,
             file_priorities: None,
+            max_upload_rate: 0,
+            max_download_rate: 0,
         }],
     )
     .unwrap();

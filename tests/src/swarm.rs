@@ -136,12 +136,7 @@ fn fixture_impl(files: &[(&str, usize)], announce: Announce<'_>) -> Option<Fixtu
 }
 
 pub fn assert_same_payload(original: &Path, copy: &Path) {
-    for (name, _) in FILES {
-        let a = std::fs::read(original.join(name)).unwrap();
-        let b = std::fs::read(copy.join(name))
-            .unwrap_or_else(|e| panic!("{}: {e}", copy.join(name).display()));
-        assert!(a == b, "{name} differs after the download");
-    }
+    assert_same_files(original, copy, FILES);
 }
 
 pub fn log_of(path: &Path) -> String {
@@ -274,8 +269,61 @@ sys.exit(0 if mode == 'seed' else 3)
 /// A seeding `cyclone download` in `root/seed` (the original data, hash-checked at start); returns once the tracker
 /// lists it.
 pub fn cyclone_seed(f: &Fixture, log: &Path) -> ChildGuard {
-    let mut cmd = cyclone_download(f, &f.root.join("seed"), &[]);
+    cyclone_seed_with(f, log, &[])
+}
+
+/// [`cyclone_seed`] with extra `cyclone download` options.
+pub fn cyclone_seed_with(f: &Fixture, log: &Path, extra: &[&str]) -> ChildGuard {
+    let mut cmd = cyclone_download(f, &f.root.join("seed"), extra);
     let seed = ChildGuard::spawn(&mut cmd, log);
     f.tracker.wait_for_peers(1, DOWNLOAD_LIMIT);
     seed
+}
+
+/// Byte-for-byte comparison of `files` under two roots.
+pub fn assert_same_files(original: &Path, copy: &Path, files: &[(&str, usize)]) {
+    for (name, _) in files {
+        let a = std::fs::read(original.join(name)).unwrap();
+        let b = std::fs::read(copy.join(name))
+            .unwrap_or_else(|e| panic!("{}: {e}", copy.join(name).display()));
+        assert!(a == b, "{name} differs after the download");
+    }
+}
+
+/// A `--json` status line and when the test saw it.
+pub struct TimedStatus {
+    pub seen: std::time::Instant,
+    pub status: serde_json::Value,
+}
+
+/// Follows a `cyclone download --json` log while the process runs: each [`StatusFollower::poll`] returns the status
+/// lines written since the last one, stamped with the time they were read (the status has no clock of its own;
+/// polling often keeps the stamps within a poll period of the truth).
+pub struct StatusFollower {
+    log: PathBuf,
+    lines_read: usize,
+}
+
+impl StatusFollower {
+    pub fn new(log: &Path) -> StatusFollower {
+        StatusFollower {
+            log: log.to_path_buf(),
+            lines_read: 0,
+        }
+    }
+
+    pub fn poll(&mut self) -> Vec<TimedStatus> {
+        let seen = std::time::Instant::now();
+        let text = log_of(&self.log);
+        // Only whole lines: the last one may still be being written.
+        let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        let lines: Vec<&str> = whole.lines().collect();
+        let new = lines.get(self.lines_read..).unwrap_or_default();
+        self.lines_read = lines.len();
+        new.iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["event"] == "status")
+            .map(|status| TimedStatus { seen, status })
+            .collect()
+    }
 }

@@ -38,6 +38,8 @@ pub(super) async fn shard_main(ctx: ShardContext, input: ShardInput) {
     let pool = crate::storage::FilePool::new(shared.config.max_files_open);
     let memory = super::assembly::PieceMemory::new(super::assembly::PIECE_MEMORY_PER_SHARD);
     let stop = super::stop_signal::StopSignal::watch(shared.clone());
+    let limits =
+        super::limits::ShardLimits::new(shared.upload_limit.clone(), shared.download_limit.clone());
     let handler_torrents = torrents.clone();
     let handler: cyclone_shard::mesh::Handler<Handoff, bool> =
         Rc::new(move |h: Handoff| accept_handoff(&handler_torrents, h));
@@ -51,6 +53,7 @@ pub(super) async fn shard_main(ctx: ShardContext, input: ShardInput) {
             pool.clone(),
             memory.clone(),
             stop.clone(),
+            limits.clone(),
         ) {
             Ok(t) => {
                 let t = Rc::new(t);

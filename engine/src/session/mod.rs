@@ -17,6 +17,7 @@
 
 mod assembly;
 mod finish;
+mod limits;
 mod listen;
 mod peer;
 mod resume_io;
@@ -35,6 +36,7 @@ use cyclone_metainfo::Metainfo;
 use cyclone_shard::listener::{reuseport_listeners, ListenOptions};
 use cyclone_shard::{shard_for_key, ShardPool, ShardPoolConfig};
 
+use crate::global_rate::SharedBucket;
 use crate::storage::{FileLayout, FileSpec, StorageError};
 
 /// Capacity of the status channel to the caller; reports beyond it are dropped (the next one replaces them).
@@ -60,7 +62,9 @@ pub struct SessionConfig {
     pub maxport: u16,
     /// Shards (executors); 0 = one per CPU.
     pub shards: usize,
-    /// Upload and download limits in bytes/s, 0 = unlimited [`--max_upload_rate`, `--max_download_rate`].
+    /// Session-wide upload and download limits in bytes/s, shared by every torrent on every shard, 0 = unlimited
+    /// [`--max_upload_rate`, `--max_download_rate`]. Each torrent may also have its own
+    /// ([`TorrentConfig::max_upload_rate`]); both apply.
     pub max_upload_rate: u64,
     pub max_download_rate: u64,
     /// Upload slots [`--max_uploads`].
@@ -147,6 +151,10 @@ pub struct TorrentConfig {
     pub resume_path: Option<PathBuf>,
     /// BitTornado `--priority`: one value per file, 0 highest, 1 normal, 2 lowest, -1 skip (`None`: all normal).
     pub file_priorities: Option<Vec<crate::picker::Priority>>,
+    /// This torrent's own upload and download limits in bytes/s, 0 = none. The session-wide limits
+    /// ([`SessionConfig::max_upload_rate`]) apply as well: a block is sent or requested only when both allow it.
+    pub max_upload_rate: u64,
+    pub max_download_rate: u64,
 }
 
 impl TorrentConfig {
@@ -278,10 +286,15 @@ pub enum SessionError {
     Thread(std::io::Error),
 }
 
-/// State shared by every shard and the caller (read-only but for the stop flag).
+/// State shared by every shard and the caller (read-only but for the stop flag and the global rate buckets, which are
+/// atomics drawn in chunks: no lock).
 pub(crate) struct Shared {
     pub config: SessionConfig,
     pub stop: AtomicBool,
+    /// The session-wide limits (`config.max_upload_rate`, `config.max_download_rate`); each shard draws from them
+    /// through its `limits::ShardLimits`.
+    pub upload_limit: Arc<SharedBucket>,
+    pub download_limit: Arc<SharedBucket>,
     pub status_tx: SyncSender<TorrentStatus>,
     pub listen_port: u16,
 }
@@ -363,7 +376,16 @@ impl Session {
             .map(|a| a.port())
             .unwrap_or_default();
         let (status_tx, status) = std::sync::mpsc::sync_channel(STATUS_CHANNEL_CAPACITY);
+        let now = std::time::Instant::now();
         let shared = Arc::new(Shared {
+            upload_limit: Arc::new(SharedBucket::with_one_second_burst(
+                now,
+                config.max_upload_rate,
+            )),
+            download_limit: Arc::new(SharedBucket::with_one_second_burst(
+                now,
+                config.max_download_rate,
+            )),
             config,
             stop: AtomicBool::new(false),
             status_tx,

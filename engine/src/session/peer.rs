@@ -316,7 +316,6 @@ fn handle(
             p.down_rate.update(now, len);
             p.last_activity = now;
             st.down_rate.update(now, len);
-            st.down_bucket.charge(now, len);
             st.downloaded += len;
             let req = b.request();
             let outcome = st.requester.block_received(key, &req);
@@ -422,20 +421,15 @@ async fn write_loop(
             // Several blocks per write, within the batch size and the upload rate limit.
             while batch < WRITE_BATCH as u64 && !p.upload.is_empty() {
                 let len = p.upload_front_len();
-                if st.up_bucket.is_unlimited() || st.up_bucket.available(now) >= len {
-                    st.up_bucket.take(now, len);
-                    if let Some(r) = p.upload.pop() {
-                        uploads.push(r);
-                    }
-                    batch += len + 13;
-                } else {
-                    retry_in = Some(
-                        st.up_bucket
-                            .time_until(now, len)
-                            .max(Duration::from_millis(5)),
-                    );
+                // Both the torrent's limit and the session-wide one (see `limits.rs`).
+                if let Err(wait) = st.limits.take_upload(now, len) {
+                    retry_in = Some(wait.max(Duration::from_millis(5)));
                     break;
                 }
+                if let Some(r) = p.upload.pop() {
+                    uploads.push(r);
+                }
+                batch += len + 13;
             }
             (uploads, retry_in)
         };

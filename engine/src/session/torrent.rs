@@ -20,7 +20,7 @@ use crate::choker::{
 use crate::connection_timers::{ConnectionTimers, HalfOpenLimit, TimerAction};
 use crate::picker::PickerConfig;
 use crate::piece_map::PieceMap;
-use crate::rate::{RateMeasure, TokenBucket, DEFAULT_MAX_RATE_PERIOD};
+use crate::rate::{RateMeasure, DEFAULT_MAX_RATE_PERIOD};
 use crate::requester::{pipeline_depth, Requester, MAX_PEERS_PER_TORRENT};
 use crate::storage::recheck::recheck_untrusted;
 use crate::storage::{FilePool, RecheckOptions, Storage};
@@ -29,6 +29,7 @@ use crate::wire::{BlockRequest, Message};
 
 use super::assembly::{PieceAssembly, PieceMemory};
 use super::finish::{FinishQueue, Verdict};
+use super::limits::{ShardLimits, TorrentLimits};
 use super::resume_io::Resume;
 use super::stop_signal::StopSignal;
 use super::{
@@ -100,8 +101,8 @@ pub(super) struct TorrentState {
     pub banned_addrs: HashSet<SocketAddr>,
     pub down_rate: RateMeasure,
     pub up_rate: RateMeasure,
-    pub down_bucket: TokenBucket,
-    pub up_bucket: TokenBucket,
+    /// The torrent's own rate buckets and its shard's shares of the session-wide ones.
+    pub limits: TorrentLimits,
     pub downloaded: u64,
     pub uploaded: u64,
     pub hash_failures: u32,
@@ -161,6 +162,7 @@ impl Torrent {
         pool: Rc<FilePool>,
         memory: Rc<PieceMemory>,
         stop: StopSignal,
+        shard_limits: Rc<ShardLimits>,
     ) -> Result<Torrent, Box<TorrentStatus>> {
         let info_hash = *config.metainfo.info_hash.as_bytes();
         let fail = |msg: String| {
@@ -227,8 +229,12 @@ impl Torrent {
             banned_addrs: HashSet::new(),
             down_rate: RateMeasure::new(now, DEFAULT_MAX_RATE_PERIOD),
             up_rate: RateMeasure::new(now, DEFAULT_MAX_RATE_PERIOD),
-            down_bucket: bucket(now, sc.max_download_rate),
-            up_bucket: bucket(now, sc.max_upload_rate),
+            limits: TorrentLimits::new(
+                now,
+                config.max_upload_rate,
+                config.max_download_rate,
+                shard_limits,
+            ),
             downloaded: 0,
             uploaded: 0,
             hash_failures: 0,
@@ -855,11 +861,6 @@ impl PeerConn {
     }
 }
 
-fn bucket(now: Instant, rate: u64) -> TokenBucket {
-    // Burst: one second of data, at least two blocks.
-    TokenBucket::new(now, rate, rate.max(2 * 16384))
-}
-
 fn snapshots(st: &mut TorrentState, now: Instant) -> HashMap<PeerKey, PeerSnapshot> {
     st.peers
         .iter_mut()
@@ -912,7 +913,8 @@ pub(super) fn update_interest(st: &mut TorrentState, key: PeerKey) {
     }
 }
 
-/// Tops up the peer's request pipeline, within the download rate limit.
+/// Tops up the peer's request pipeline, within the torrent's and the session's download limits (BitTornado
+/// `queue_limit`: the pipeline is sized by the tokens held, and every request sent is charged).
 pub(super) fn fill_peer(st: &mut TorrentState, key: PeerKey, now: Instant) {
     let Some(p) = st.peers.get_mut(&key) else {
         return;
@@ -920,11 +922,10 @@ pub(super) fn fill_peer(st: &mut TorrentState, key: PeerKey, now: Instant) {
     if p.closing || !p.am_interested || p.out.len() > MAX_OUTGOING_BYTES / 2 {
         return;
     }
-    let queue_limit = if st.down_bucket.is_unlimited() {
-        None
-    } else {
-        Some(st.down_bucket.available(now) / u64::from(crate::piece_map::BLOCK_SIZE))
-    };
+    let queue_limit = st
+        .limits
+        .download_allowance(now)
+        .map(|bytes| bytes / u64::from(crate::piece_map::BLOCK_SIZE));
     let depth = pipeline_depth(p.down_rate.rate(now), p.just_unchoked, queue_limit);
     p.just_unchoked = false;
     // Top up in batches: once the queue is three quarters full, wait until a quarter has arrived. One fill per
@@ -934,6 +935,10 @@ pub(super) fn fill_peer(st: &mut TorrentState, key: PeerKey, now: Instant) {
         return;
     }
     let reqs: Vec<BlockRequest> = st.requester.fill(key, depth);
+    if queue_limit.is_some() {
+        let bytes = reqs.iter().map(|r| u64::from(r.length)).sum();
+        st.limits.charge_download(now, bytes);
+    }
     for r in reqs {
         p.send(&Message::Request(r));
     }

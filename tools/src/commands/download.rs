@@ -22,10 +22,11 @@ pub struct DownloadArgs {
     /// Save as this file (single-file torrent) or directory (multi-file); default: the torrent's name here.
     #[arg(long)]
     pub saveas: Option<PathBuf>,
-    /// Upload limit in kB/s (0 = unlimited).
+    /// Upload limit in kB/s (1 kB = 1000 bytes; 0 = unlimited), for the whole session: every shard draws from one
+    /// budget. One torrent per run, so it is also the torrent's limit (as BitTornado's).
     #[arg(long = "max_upload_rate", default_value_t = 0.0)]
     pub max_upload_rate: f64,
-    /// Download limit in kB/s (0 = unlimited).
+    /// Download limit in kB/s (0 = unlimited), for the whole session, enforced by throttling requests.
     #[arg(long = "max_download_rate", default_value_t = 0.0)]
     pub max_download_rate: f64,
     /// Lowest listen port (0: let the system pick one).
@@ -183,6 +184,9 @@ pub fn run_session(
         layout,
         resume_path,
         file_priorities,
+        // One torrent: the session-wide limits (`--max_upload_rate`, `--max_download_rate`) are its limits.
+        max_upload_rate: 0,
+        max_download_rate: 0,
     };
     install_stop_signals();
     let handle = Session::start(config, vec![torrent])
