@@ -77,6 +77,45 @@ impl<A: Copy + Eq + Hash> BadDataGuard<A> {
         self.halted
     }
 
+    /// Whether an earlier, failed download of `piece` with several senders waits for the good one (the caller then
+    /// fingerprints the good blocks for [`piece_passed`](Self::piece_passed)).
+    pub fn is_suspect(&self, piece: u32) -> bool {
+        self.suspects.contains_key(&piece)
+    }
+
+    /// The engine's entry point for a verified piece. `blocks`: each block's sender and fingerprint (fingerprints
+    /// are 0 when `have_fingerprints` is false: the piece was checked from disk). A good piece credits its senders
+    /// and settles an earlier multi-sender failure by comparing fingerprints (or forgets it when it cannot); a bad
+    /// piece with several senders is remembered. A bad piece from a single sender is left to the caller's own rule
+    /// (the engine closes such a sender at its second bad piece, whatever the number of peers).
+    pub fn judge_piece(
+        &mut self,
+        piece: u32,
+        passed: bool,
+        blocks: &[(A, u64)],
+        have_fingerprints: bool,
+        connected_peers: usize,
+    ) -> Vec<(A, Verdict)> {
+        if passed {
+            if !have_fingerprints {
+                self.forget_suspect(piece);
+            }
+            return self.piece_passed(piece, blocks, connected_peers);
+        }
+        let several = blocks.iter().any(|(who, _)| *who != blocks[0].0);
+        if have_fingerprints && several {
+            return self.piece_failed(piece, blocks, connected_peers);
+        }
+        Vec::new()
+    }
+
+    /// Drops the remembered failed download of `piece` (its good version cannot be compared).
+    pub fn forget_suspect(&mut self, piece: u32) {
+        if self.suspects.remove(&piece).is_some() {
+            self.suspect_order.retain(|&p| p != piece);
+        }
+    }
+
     /// Bad pieces counted against `ip`.
     pub fn bad_pieces(&self, ip: A) -> usize {
         self.per_ip.get(&ip).map_or(0, |r| r.bad_pieces.len())
@@ -185,6 +224,42 @@ mod tests {
 
     fn from(ip: u8, n: usize) -> Vec<(u8, u64)> {
         vec![(ip, 1); n]
+    }
+
+    #[test]
+    fn judge_piece_finds_the_sender_whose_blocks_differed() {
+        let mut g = BadDataGuard::new();
+        // Piece 5 from peers 1 (blocks 0-1) and 2 (blocks 2-3) fails; the good copy from peer 3 shows that only
+        // peer 2's blocks were wrong.
+        let bad = [(1u8, 11), (1, 12), (2, 99), (2, 98)];
+        let good = [(3u8, 11), (3, 12), (3, 13), (3, 14)];
+        assert_eq!(g.judge_piece(5, false, &bad, true, 5), vec![]);
+        assert!(g.is_suspect(5));
+        assert_eq!(g.judge_piece(5, true, &good, true, 5), vec![]);
+        assert_eq!((g.bad_pieces(1), g.bad_pieces(2)), (0, 1));
+        // The same on another piece: peer 2 is kicked (more than one bad piece).
+        assert_eq!(g.judge_piece(6, false, &bad, true, 5), vec![]);
+        assert_eq!(
+            g.judge_piece(6, true, &good, true, 5),
+            vec![(2, Verdict::Kick)]
+        );
+        assert_eq!(g.bad_pieces(1), 0);
+    }
+
+    #[test]
+    fn judge_piece_without_fingerprints_never_blames_the_good_copy() {
+        let mut g = BadDataGuard::new();
+        let bad = [(1u8, 11), (2, 99)];
+        assert_eq!(g.judge_piece(5, false, &bad, true, 5), vec![]);
+        // Verified from disk (no fingerprints): the suspect is dropped, nobody blamed.
+        assert_eq!(g.judge_piece(5, true, &[(3, 0), (3, 0)], false, 5), vec![]);
+        assert!(!g.is_suspect(5));
+        assert_eq!((g.bad_pieces(1), g.bad_pieces(2)), (0, 0));
+        // A failure without fingerprints, or from one sender, is not remembered here.
+        assert_eq!(g.judge_piece(7, false, &[(1, 0), (2, 0)], false, 5), vec![]);
+        assert_eq!(g.judge_piece(8, false, &[(1, 5), (1, 6)], true, 5), vec![]);
+        assert!(!g.is_suspect(7) && !g.is_suspect(8));
+        assert_eq!(g.bad_pieces(1), 0);
     }
 
     #[test]

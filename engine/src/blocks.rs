@@ -116,6 +116,11 @@ impl<K: Copy + Eq> PartialPiece<K> {
         }
     }
 
+    /// The sender of each block, in block order (`None`: not received).
+    pub fn block_senders(&self) -> Vec<Option<K>> {
+        self.senders.clone()
+    }
+
     /// Distinct senders of the received blocks, in block order.
     pub fn senders(&self) -> Vec<K> {
         let mut out: Vec<K> = Vec::new();

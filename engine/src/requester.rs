@@ -558,11 +558,23 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Requester<K> {
     /// The hash check of a complete piece finished. Returns the distinct senders of its blocks (for
     /// blame or credit). On failure every block returns to the pool.
     pub fn piece_verified(&mut self, piece: u32, passed: bool) -> Vec<K> {
+        let mut distinct: Vec<K> = Vec::new();
+        for k in self.piece_verified_blocks(piece, passed) {
+            if !distinct.contains(&k) {
+                distinct.push(k);
+            }
+        }
+        distinct
+    }
+
+    /// As [`piece_verified`](Self::piece_verified), returning the sender of every block in block order (for the
+    /// multi-sender culprit search of `bad_data`). Empty if the piece was not being downloaded.
+    pub fn piece_verified_blocks(&mut self, piece: u32, passed: bool) -> Vec<K> {
         let Some(pp) = self.partial.remove(&piece) else {
             return Vec::new();
         };
         assert!(pp.is_complete(), "verified a piece with missing blocks");
-        let senders = pp.senders();
+        let senders: Vec<K> = pp.block_senders().into_iter().flatten().collect();
         // All blocks were received, so the piece contributed nothing to `free_blocks`.
         if passed {
             self.complete_piece(piece);

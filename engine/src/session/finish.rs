@@ -143,10 +143,20 @@ async fn finish_batch(torrent: &Rc<Torrent>, batch: Vec<(Completed, StaticPermit
             Completed::InMemory(_, buf) => {
                 let digest = digests.next().expect("one digest per in-memory piece");
                 if digest != torrent.hashes[piece as usize] {
+                    let fingerprints = block_fingerprints(buf.as_slice());
                     drop(buf);
-                    torrent.apply_verdict(piece, Verdict::BadData).await;
+                    torrent
+                        .apply_verdict(piece, Verdict::BadData, Some(fingerprints))
+                        .await;
                     continue;
                 }
+                // Fingerprints of a good piece only when an earlier bad download of it had several senders.
+                let fingerprints = torrent
+                    .st
+                    .borrow()
+                    .bad_data
+                    .is_suspect(piece)
+                    .then(|| block_fingerprints(buf.as_slice()));
                 let t = torrent.clone();
                 // Not awaited: the permit it holds bounds the writes in flight, and `close` waits for them.
                 glommio::spawn_local(async move {
@@ -159,7 +169,7 @@ async fn finish_batch(torrent: &Rc<Torrent>, batch: Vec<(Completed, StaticPermit
                         }
                     };
                     drop(buf);
-                    t.apply_verdict(piece, verdict).await;
+                    t.apply_verdict(piece, verdict, fingerprints).await;
                     drop(permit);
                 })
                 .detach();
@@ -174,11 +184,23 @@ async fn finish_batch(torrent: &Rc<Torrent>, batch: Vec<(Completed, StaticPermit
                     Ok(false) => Verdict::BadData,
                     Err(e) => Verdict::DiskError(e.to_string()),
                 };
-                torrent.apply_verdict(piece, verdict).await;
+                torrent.apply_verdict(piece, verdict, None).await;
                 drop(permit);
             }
         }
     }
+}
+
+/// A fingerprint of each 16 KiB block of `data` (the first 8 bytes of its SHA-1): enough to tell whether two
+/// downloads of a block carried the same bytes, without keeping the bad data (BitTornado compared the bytes).
+fn block_fingerprints(data: &[u8]) -> Vec<u64> {
+    use sha1::{Digest, Sha1};
+    data.chunks(crate::piece_map::BLOCK_SIZE as usize)
+        .map(|block| {
+            let d = Sha1::digest(block);
+            u64::from_le_bytes(d[..8].try_into().expect("SHA-1 has 20 bytes"))
+        })
+        .collect()
 }
 
 /// What became of a completed piece.

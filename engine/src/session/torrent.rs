@@ -6,7 +6,7 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -36,6 +36,7 @@ use super::{
     Activity, ResumeRecordKind, Shared, TorrentConfig, TorrentStatus, MIN_RESUME_GAP,
     RESUME_SAVE_BYTES,
 };
+use crate::bad_data::{BadDataGuard, Verdict as BadVerdict};
 
 /// Most peer addresses kept from trackers, waiting to be dialled.
 pub(super) const MAX_KNOWN_PEERS: usize = 1000;
@@ -99,6 +100,10 @@ pub(super) struct TorrentState {
     /// shares one IP, so BitTornado's per-IP ban is not usable).
     pub banned_ids: HashSet<[u8; 20]>,
     pub banned_addrs: HashSet<SocketAddr>,
+    /// IPs banned by the multi-sender culprit search (never loopback: there every peer shares the IP).
+    pub banned_ips: HashSet<IpAddr>,
+    /// Who sent bad data, for pieces with several senders (BitTornado's culprit search; see `bad_data.rs`).
+    pub bad_data: BadDataGuard<Culprit>,
     pub down_rate: RateMeasure,
     pub up_rate: RateMeasure,
     /// The torrent's own rate buckets and its shard's shares of the session-wide ones.
@@ -227,6 +232,8 @@ impl Torrent {
             addrs: HashSet::new(),
             banned_ids: HashSet::new(),
             banned_addrs: HashSet::new(),
+            banned_ips: HashSet::new(),
+            bad_data: BadDataGuard::new(),
             down_rate: RateMeasure::new(now, DEFAULT_MAX_RATE_PERIOD),
             up_rate: RateMeasure::new(now, DEFAULT_MAX_RATE_PERIOD),
             limits: TorrentLimits::new(
@@ -486,6 +493,7 @@ impl Torrent {
         if st.peers.len() >= self.max_connections()
             || st.peers.values().any(|p| p.peer_id == peer_id)
             || st.banned_ids.contains(&peer_id)
+            || st.banned_ips.contains(&addr.ip())
         {
             return None;
         }
@@ -679,6 +687,7 @@ impl Torrent {
             };
             if st.addrs.contains(&addr)
                 || st.banned_addrs.contains(&addr)
+                || st.banned_ips.contains(&addr.ip())
                 || addr == own
                 || addr.port() == 0
             {
@@ -714,7 +723,14 @@ impl Torrent {
 
     /// Applies the finisher's verdict on a completed piece: announce it, or re-download it (blaming the senders of
     /// bad data).
-    pub async fn apply_verdict(self: &Rc<Self>, piece: u32, verdict: Verdict) {
+    /// `fingerprints` (one per block) come with a failed in-memory piece, and with a good one when an earlier failed
+    /// download of it had several senders: they drive the culprit search.
+    pub async fn apply_verdict(
+        self: &Rc<Self>,
+        piece: u32,
+        verdict: Verdict,
+        fingerprints: Option<Vec<u64>>,
+    ) {
         let passed = verdict == Verdict::Good;
         if let Verdict::DiskError(e) = &verdict {
             log::warn!("piece {piece}: {e}");
@@ -724,7 +740,15 @@ impl Torrent {
         {
             let mut guard = self.st.borrow_mut();
             let st = &mut *guard;
-            let senders = st.requester.piece_verified(piece, passed);
+            let block_senders = st.requester.piece_verified_blocks(piece, passed);
+            let mut senders: Vec<PeerKey> = Vec::new();
+            for &k in &block_senders {
+                if !senders.contains(&k) {
+                    senders.push(k);
+                }
+            }
+            let culprit_verdicts =
+                judge_senders(st, piece, passed, blame, &block_senders, fingerprints);
             if passed {
                 if st.have.set(piece) && self.wanted(piece) {
                     st.wanted_missing = st.wanted_missing.saturating_sub(1);
@@ -755,6 +779,9 @@ impl Torrent {
                         }
                     }
                 }
+            }
+            for (culprit, action) in culprit_verdicts {
+                punish(st, culprit, action);
             }
             // Interest may have flipped for every peer.
             let keys: Vec<PeerKey> = st.peers.keys().copied().collect();
@@ -895,6 +922,77 @@ fn apply_choke_actions(st: &mut TorrentState, actions: Vec<(PeerKey, ChokeAction
                 }
             }
         }
+    }
+}
+
+/// Who is blamed for bad data: the IP, as BitTornado; on loopback (every peer shares 127.0.0.1) the IP and the
+/// peer id, or every local peer would be blamed for one.
+pub(super) type Culprit = (IpAddr, [u8; 20]);
+
+fn culprit_of(addr: SocketAddr, peer_id: [u8; 20]) -> Culprit {
+    let ip = addr.ip();
+    (ip, if ip.is_loopback() { peer_id } else { [0; 20] })
+}
+
+/// Feeds a verified piece to the multi-sender culprit search: a failed piece with several senders is remembered
+/// with each block's fingerprint; when it later passes, the senders whose blocks differed are blamed. Good pieces
+/// credit their senders. A sender that has left counts as an unknown culprit (nobody to punish).
+fn judge_senders(
+    st: &mut TorrentState,
+    piece: u32,
+    passed: bool,
+    blame: bool,
+    block_senders: &[PeerKey],
+    fingerprints: Option<Vec<u64>>,
+) -> Vec<(Culprit, BadVerdict)> {
+    let unknown: Culprit = (IpAddr::from([0, 0, 0, 0]), [0; 20]);
+    let have_fingerprints = fingerprints.is_some();
+    let fps = fingerprints.unwrap_or_default();
+    let blocks: Vec<(Culprit, u64)> = block_senders
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let who = st
+                .peers
+                .get(k)
+                .map_or(unknown, |p| culprit_of(p.addr, p.peer_id));
+            (who, fps.get(i).copied().unwrap_or(0))
+        })
+        .collect();
+    let connected = st.peers.len();
+    if !passed && !blame {
+        return Vec::new(); // our disk failed: nobody to judge
+    }
+    st.bad_data
+        .judge_piece(piece, passed, &blocks, have_fingerprints, connected)
+}
+
+/// Carries out a culprit search verdict: close the culprit's connections; a ban also refuses it from now on.
+fn punish(st: &mut TorrentState, culprit: Culprit, action: BadVerdict) {
+    let keys: Vec<PeerKey> = st
+        .peers
+        .iter()
+        .filter(|(_, p)| !p.closing && culprit_of(p.addr, p.peer_id) == culprit)
+        .map(|(&k, _)| k)
+        .collect();
+    if action == BadVerdict::Ban && st.banned_ids.len() < MAX_BANNED {
+        let (ip, id) = culprit;
+        if ip.is_loopback() {
+            st.banned_ids.insert(id);
+        } else if !ip.is_unspecified() {
+            st.banned_ips.insert(ip);
+        }
+    }
+    if !keys.is_empty() {
+        st.bad_peers_closed += 1;
+    }
+    for k in keys {
+        if action == BadVerdict::Ban && st.banned_addrs.len() < MAX_BANNED {
+            if let Some(p) = st.peers.get(&k) {
+                st.banned_addrs.insert(p.addr);
+            }
+        }
+        Torrent::close_peer(st, k);
     }
 }
 
