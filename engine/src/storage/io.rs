@@ -525,24 +525,11 @@ pub(crate) async fn read_exact_at(
 pub(crate) fn append_cached(fd: i32, out: &mut Vec<u8>, length: usize, pos: u64) -> usize {
     out.reserve(length);
     let spare = &mut out.spare_capacity_mut()[..length];
-    let mut done = 0usize;
-    while done < length {
-        let rest = &mut spare[done..];
-        let iov = libc::iovec {
-            iov_base: rest.as_mut_ptr().cast(),
-            iov_len: rest.len(),
-        };
-        // SAFETY: `iov` describes `rest`, spare capacity of `out` exclusively borrowed here; the kernel writes at
-        // most `iov_len` bytes into it and keeps no reference after returning. `fd` is open for the whole call.
-        let n = unsafe { libc::preadv2(fd, &iov, 1, (pos + done as u64) as i64, libc::RWF_NOWAIT) };
-        if n <= 0 {
-            break;
-        }
-        done += n as usize;
-    }
+    // SAFETY: `spare` is `length` bytes of `out`'s spare capacity, exclusively borrowed for the call.
+    let done = unsafe { read_cached_raw(fd, spare.as_mut_ptr().cast(), length, pos) };
     let len = out.len() + done;
-    // SAFETY: preadv2 initialised the first `done` bytes of the spare capacity (it returned their count), and
-    // `len` is within the capacity reserved above.
+    // SAFETY: the kernel initialised the first `done` bytes of the spare capacity (preadv2 returned their count),
+    // and `len` is within the capacity reserved above.
     unsafe { out.set_len(len) };
     done
 }
@@ -552,16 +539,25 @@ pub(crate) fn append_cached(fd: i32, out: &mut Vec<u8>, length: usize, pos: u64)
 /// when the file system does not support RWF_NOWAIT: the caller reads the rest through io_uring, which also
 /// reports real errors).
 pub(crate) fn read_cached(fd: i32, buf: &mut [u8], pos: u64) -> usize {
+    // SAFETY: `buf` is a live, exclusively borrowed slice of `buf.len()` bytes.
+    unsafe { read_cached_raw(fd, buf.as_mut_ptr(), buf.len(), pos) }
+}
+
+/// The `preadv2(RWF_NOWAIT)` loop of [`read_cached`] and [`append_cached`] over raw memory.
+///
+/// # Safety
+/// `ptr` must be valid for writes of `len` bytes (initialised or not) for the whole call, and not aliased.
+unsafe fn read_cached_raw(fd: i32, ptr: *mut u8, len: usize, pos: u64) -> usize {
     let mut done = 0usize;
-    while done < buf.len() {
-        let rest = &mut buf[done..];
+    while done < len {
         let iov = libc::iovec {
-            iov_base: rest.as_mut_ptr().cast(),
-            iov_len: rest.len(),
+            // SAFETY: `done < len`, so the offset stays inside the caller's region.
+            iov_base: unsafe { ptr.add(done) }.cast(),
+            iov_len: len - done,
         };
-        // SAFETY: `iov` describes `rest`, a live, exclusively borrowed slice; the kernel writes at most
-        // `iov_len` bytes into it and keeps no reference after returning. `fd` is open for the whole call (the
-        // caller holds the file).
+        // SAFETY: `iov` describes the rest of the caller's region (valid for writes, per this function's
+        // contract); the kernel writes at most `iov_len` bytes and keeps no reference after returning. `fd` is
+        // held open by the caller for the whole call.
         let n = unsafe { libc::preadv2(fd, &iov, 1, (pos + done as u64) as i64, libc::RWF_NOWAIT) };
         if n <= 0 {
             break;
