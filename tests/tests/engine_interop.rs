@@ -88,6 +88,8 @@ fn libtorrent_downloads_from_seeding_cyclone() {
     assert_same_payload(&f.root.join("seed/payload"), &f.root.join("lt/payload"));
 }
 
+/// Two leechers at once; the second with no piece memory, so every piece takes the disk path (blocks written as
+/// they arrive, the piece verified from disk) instead of being assembled in memory and written whole.
 #[test]
 fn two_cyclone_leechers_download_from_a_cyclone_seed() {
     let Some(f) = fixture() else { return };
@@ -96,8 +98,9 @@ fn two_cyclone_leechers_download_from_a_cyclone_seed() {
         .map(|i| {
             let work = f.root.join(format!("leech{i}"));
             let log = f.root.join(format!("leech{i}.log"));
+            let memory = if i == 0 { "256" } else { "0" };
             let child = ChildGuard::spawn(
-                &mut cyclone_download(&f, &work, &["--exit-on-complete"]),
+                &mut cyclone_download(&f, &work, &["--exit-on-complete", "--piece_memory", memory]),
                 &log,
             );
             (child, work, log)

@@ -13,7 +13,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
-/// Bytes of piece buffers one shard holds at most (all its torrents together).
+/// Default bytes of piece buffers one shard holds at most (all its torrents together; `SessionConfig::piece_memory`).
 pub(super) const PIECE_MEMORY_PER_SHARD: u64 = 256 << 20;
 
 /// Free buffers kept for reuse per shard, at most. A fresh piece-sized allocation is served by `mmap` and costs a page

@@ -36,7 +36,7 @@ pub(super) async fn shard_main(ctx: ShardContext, input: ShardInput) {
     } = input;
     let torrents: Torrents = Rc::new(RefCell::new(HashMap::new()));
     let pool = crate::storage::FilePool::new(shared.config.max_files_open);
-    let memory = super::assembly::PieceMemory::new(super::assembly::PIECE_MEMORY_PER_SHARD);
+    let memory = super::assembly::PieceMemory::new(shared.config.piece_memory);
     let stop = super::stop_signal::StopSignal::watch(shared.clone());
     let limits =
         super::limits::ShardLimits::new(shared.upload_limit.clone(), shared.download_limit.clone());

@@ -93,6 +93,10 @@ pub struct SessionConfig {
     /// Ignore resume records at start-up and check every piece (`cyclone download --recheck`); records are still
     /// written. The explicit way to catch files modified behind the engine's back after a crash.
     pub ignore_resume: bool,
+    /// Bytes of piece buffers per shard for pieces being downloaded (assembled in memory, hashed and written
+    /// whole). When they are used up, further pieces are written block by block and verified from disk: slower,
+    /// never wrong. 0 = always the disk path.
+    pub piece_memory: u64,
     /// Our peer id (BitTornado style: client prefix + random).
     pub peer_id: [u8; 20],
 }
@@ -118,6 +122,7 @@ impl Default for SessionConfig {
             min_announce_interval: Duration::from_secs(30),
             resume_interval: Duration::from_secs(30),
             ignore_resume: false,
+            piece_memory: assembly::PIECE_MEMORY_PER_SHARD,
             peer_id: random_peer_id(),
         }
     }

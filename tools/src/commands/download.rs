@@ -71,6 +71,10 @@ pub struct DownloadArgs {
     /// Seconds between resume-record writes while downloading.
     #[arg(long = "resume_interval", default_value_t = 30, hide = true)]
     pub resume_interval: u64,
+    /// MiB of memory per shard for pieces being downloaded (assembled, hashed and written whole). Beyond it, pieces
+    /// are written block by block and verified from disk, which is slower; 0 = always that way.
+    #[arg(long = "piece_memory", default_value_t = 256)]
+    pub piece_memory: u64,
     /// Exit once the download is complete instead of seeding.
     #[arg(long = "exit-on-complete")]
     pub exit_on_complete: bool,
@@ -97,6 +101,7 @@ pub fn run(args: &DownloadArgs) -> Result<(), CliError> {
         display_interval: Duration::from_secs_f64(args.display_interval.clamp(0.1, 3600.0)),
         min_announce_interval: Duration::from_secs(args.min_announce_interval),
         resume_interval: Duration::from_secs(args.resume_interval.max(1)),
+        piece_memory: args.piece_memory.min(1 << 20) << 20,
         ..Default::default()
     };
     let resume_dir = match &args.resume_dir {
