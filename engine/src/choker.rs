@@ -55,10 +55,11 @@ impl Default for ChokerConfig {
 }
 
 /// What BitTornado does to the optimistic rotation once a download completes:
-/// `max(30, 30 * piece_length / 200000)` seconds, so big pieces get time to be uploaded.
-pub fn seeding_round_robin_period(piece_length: u64) -> Duration {
-    let secs = (30.0 * piece_length as f64 / 200_000.0).max(30.0);
-    Duration::from_secs_f64(secs)
+/// `max(p, p * piece_length / 200000)` for `p` = `--round_robin_period` (30 s), so big pieces get time to be
+/// uploaded.
+pub fn seeding_round_robin_period(piece_length: u64, round_robin_period: Duration) -> Duration {
+    let p = round_robin_period.as_secs_f64();
+    Duration::from_secs_f64((p * piece_length as f64 / 200_000.0).max(p))
 }
 
 /// BitTornado's snub rule: a peer that unchoked us but has sent no block for `snub_time` is snubbed.
@@ -500,11 +501,22 @@ mod tests {
 
     #[test]
     fn seeding_round_robin_and_snub() {
+        let p = DEFAULT_ROUND_ROBIN_PERIOD;
         assert_eq!(
-            seeding_round_robin_period(262_144),
+            seeding_round_robin_period(262_144, p),
             Duration::from_secs_f64(39.3216)
         );
-        assert_eq!(seeding_round_robin_period(16_384), Duration::from_secs(30));
+        assert_eq!(
+            seeding_round_robin_period(16_384, p),
+            Duration::from_secs(30)
+        );
+        // `--round_robin_period 10`: the seeding period scales from it.
+        let ten = Duration::from_secs(10);
+        assert_eq!(seeding_round_robin_period(16_384, ten), ten);
+        assert_eq!(
+            seeding_round_robin_period(400_000, ten),
+            Duration::from_secs(20)
+        );
         let t0 = Instant::now();
         let t = t0 + Duration::from_secs(31);
         assert!(is_snubbed(t, false, t0, DEFAULT_SNUB_TIME));

@@ -38,6 +38,7 @@ pub mod choker;
 pub mod connection_timers;
 pub mod extension;
 pub mod global_rate;
+pub mod one_per_ip;
 pub mod picker;
 pub mod piece_map;
 pub mod rate;

@@ -634,6 +634,43 @@ mod tests {
     }
 
     #[test]
+    fn min_peers_and_rerequest_interval_are_configurable() {
+        // `--min_peers 5 --rerequest_interval 60`.
+        let t0 = Instant::now();
+        let mut rng = fastrand::Rng::with_seed(1);
+        let config = ScheduleConfig {
+            min_peers: 5,
+            rerequest_interval: secs(60),
+            ..no_jitter()
+        };
+        let mut s = AnnounceSchedule::new(t0, config);
+        s.poll(t0, 0).unwrap();
+        s.on_success(t0, Some(1800), None, &mut rng);
+        assert_eq!(
+            s.next_wakeup(5),
+            Some(t0 + secs(1800)),
+            "5 peers are enough"
+        );
+        assert_eq!(s.next_wakeup(4), Some(t0 + secs(60)));
+        assert_eq!(s.poll(t0 + secs(59), 4), None);
+        assert_eq!(s.poll(t0 + secs(60), 4).unwrap().reason, Reason::NeedPeers);
+        // The floor under every interval (`min_announce_interval`, 30 s) still bounds a tiny rerequest_interval.
+        let mut s = AnnounceSchedule::new(
+            t0,
+            ScheduleConfig {
+                rerequest_interval: secs(1),
+                ..no_jitter()
+            },
+        );
+        s.poll(t0, 0).unwrap();
+        s.on_success(t0, Some(1800), None, &mut rng);
+        assert_eq!(
+            s.next_wakeup(0),
+            Some(t0 + no_jitter().min_announce_interval)
+        );
+    }
+
+    #[test]
     fn outcomes_without_an_announce_in_flight_are_ignored() {
         let t0 = Instant::now();
         let mut rng = fastrand::Rng::with_seed(1);

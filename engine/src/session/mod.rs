@@ -99,6 +99,44 @@ pub struct SessionConfig {
     pub piece_memory: u64,
     /// Our peer id (BitTornado style: client prefix + random).
     pub peer_id: [u8; 20],
+    /// Try ports of `minport..=maxport` at random (20 distinct tries) rather than counting up from `minport`
+    /// [`--random_port` 1]; see [`port_candidates`].
+    pub random_port: bool,
+    /// Seconds between optimistic-unchoke rotations while downloading [`--round_robin_period` 30]; once complete
+    /// it becomes `max(p, p × piece_length / 200000)` (BitTornado).
+    pub round_robin_period: Duration,
+    /// A peer that unchoked us but sent no block for this long is snubbed: its requests go to others and it
+    /// leaves the choker's preferred set [`--snub_time` 30 s].
+    pub snub_time: Duration,
+    /// Complete pieces before the picker switches from its start-up rule to rarest first
+    /// [`--rarest_first_cutoff` 2].
+    pub rarest_first_cutoff: u32,
+    /// Peers that must have a piece before the start-up rule prefers it [`--rarest_first_priority_cutoff` 5].
+    pub rarest_first_priority_cutoff: u32,
+    /// Window of every rate estimate (choker, pipeline depth, status) [`--max_rate_period` 20 s].
+    pub max_rate_period: Duration,
+    /// Largest block a peer may request (or send us); a longer REQUEST closes the connection
+    /// [`--max_slice_length` 2^17]. At least [`crate::piece_map::BLOCK_SIZE`], the block size we request.
+    pub max_slice_length: u32,
+    /// A message length prefix above this closes the connection [`--max_message_length` 2^23].
+    pub max_message_length: u32,
+    /// Seconds between "too few peers?" announces [`--rerequest_interval` 300]; the tracker's `min interval`
+    /// raises it.
+    pub rerequest_interval: Duration,
+    /// With fewer connections than this, announce again every `rerequest_interval` [`--min_peers` 20].
+    pub min_peers: usize,
+    /// Tracker request timeout, HTTP and UDP [`--http_timeout` 60 s].
+    pub http_timeout: Duration,
+    /// The address reported to trackers as `&ip=` [`--ip`], already resolved; `None` = let the tracker see it.
+    pub announce_ip: Option<IpAddr>,
+    /// Sent to HTTP trackers as `&seed_id=` [`--dedicated_seed_id`]; empty = not sent.
+    pub dedicated_seed_id: Vec<u8>,
+    /// One connection per IP address, and IP bans enforced [`--security` 1]. Loopback addresses are exempt from
+    /// the one-per-IP rule (every local peer shares 127.0.0.1); see [`crate::one_per_ip`].
+    pub security: bool,
+    /// Close and ban peers that send bad data (sole senders of more than one bad piece, culprits found by the
+    /// multi-sender search) [`--auto_kick` 1]. Off: bad pieces are re-downloaded and nobody is punished.
+    pub auto_kick: bool,
 }
 
 impl Default for SessionConfig {
@@ -124,6 +162,21 @@ impl Default for SessionConfig {
             ignore_resume: false,
             piece_memory: assembly::PIECE_MEMORY_PER_SHARD,
             peer_id: random_peer_id(),
+            random_port: true,
+            round_robin_period: crate::choker::DEFAULT_ROUND_ROBIN_PERIOD,
+            snub_time: crate::choker::DEFAULT_SNUB_TIME,
+            rarest_first_cutoff: crate::picker::DEFAULT_RAREST_FIRST_CUTOFF,
+            rarest_first_priority_cutoff: crate::picker::DEFAULT_RAREST_FIRST_PRIORITY_CUTOFF,
+            max_rate_period: crate::rate::DEFAULT_MAX_RATE_PERIOD,
+            max_slice_length: crate::wire::DEFAULT_MAX_BLOCK_LENGTH,
+            max_message_length: crate::wire::DEFAULT_MAX_MESSAGE_LENGTH,
+            rerequest_interval: Duration::from_secs(300),
+            min_peers: 20,
+            http_timeout: Duration::from_secs(60),
+            announce_ip: None,
+            dedicated_seed_id: Vec::new(),
+            security: true,
+            auto_kick: true,
         }
     }
 }
@@ -449,6 +502,36 @@ fn tune_allocator() {
     }
 }
 
+/// The ports to try, in order (BitTornado `find_and_bind`): with `random` and a range of at least 50 ports, 20
+/// distinct random ports; with `random` and a smaller range, the range shuffled, first 20; otherwise counting up
+/// from `lo`, at most 20.
+pub fn port_candidates(lo: u16, hi: u16, random: bool, rng: &mut fastrand::Rng) -> Vec<u16> {
+    let hi = hi.max(lo);
+    let span = usize::from(hi - lo) + 1;
+    if random && span >= 50 {
+        let mut out: Vec<u16> = Vec::with_capacity(PORT_ATTEMPTS);
+        // Bounded: the range holds at least 50 ports, so 20 distinct ones are found quickly; the cap stops a
+        // pathological generator.
+        for _ in 0..PORT_ATTEMPTS * 50 {
+            if out.len() == PORT_ATTEMPTS {
+                break;
+            }
+            let p = rng.u16(lo..=hi);
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+        out
+    } else {
+        let mut all: Vec<u16> = (lo..=hi).collect();
+        if random {
+            rng.shuffle(&mut all);
+        }
+        all.truncate(PORT_ATTEMPTS);
+        all
+    }
+}
+
 /// One listener per shard on a port of `minport..=maxport` (random tries as BitTornado), or a kernel-chosen port.
 fn bind_listeners(
     config: &SessionConfig,
@@ -465,12 +548,7 @@ fn bind_listeners(
     let (lo, hi) = (config.minport, config.maxport.max(config.minport));
     let mut rng = fastrand::Rng::new();
     let mut last = String::new();
-    for attempt in 0..PORT_ATTEMPTS.min(usize::from(hi - lo) + 1) {
-        let port = if hi - lo < 50 {
-            lo + attempt as u16
-        } else {
-            rng.u16(lo..=hi)
-        };
+    for port in port_candidates(lo, hi, config.random_port, &mut rng) {
         match reuseport_listeners(SocketAddr::new(config.bind, port), shards, opts) {
             Ok(l) => return Ok(l),
             Err(e) => last = e.to_string(),
@@ -481,4 +559,38 @@ fn bind_listeners(
         maxport: hi,
         last,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_candidates_follow_find_and_bind() {
+        let mut rng = fastrand::Rng::with_seed(5);
+        // Linear: counting up, at most 20.
+        assert_eq!(
+            port_candidates(6881, 6889, false, &mut rng),
+            (6881..=6889).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            port_candidates(10000, 60000, false, &mut rng),
+            (10000..10020).collect::<Vec<_>>()
+        );
+        // Random, wide range: 20 distinct ports inside it.
+        let r = port_candidates(10000, 60000, true, &mut rng);
+        assert_eq!(r.len(), 20);
+        assert!(r.iter().all(|p| (10000..=60000).contains(p)));
+        let mut d = r.clone();
+        d.sort();
+        d.dedup();
+        assert_eq!(d.len(), 20);
+        // Random, narrow range: a permutation of the range, cut to 20.
+        let mut r = port_candidates(7000, 7009, true, &mut rng);
+        r.sort();
+        assert_eq!(r, (7000..=7009).collect::<Vec<_>>());
+        assert_eq!(port_candidates(7000, 7048, true, &mut rng).len(), 20);
+        // maxport below minport: just minport.
+        assert_eq!(port_candidates(9000, 10, true, &mut rng), vec![9000]);
+    }
 }

@@ -128,7 +128,15 @@ async fn run(
         return;
     };
     let writer = glommio::spawn_local(write_loop(torrent.clone(), key, writer_stream, wake_rx));
-    let mut decoder = MessageDecoder::new(torrent.map.piece_count(), ext, WireLimits::default());
+    let config = &torrent.shared.config;
+    let limits = WireLimits {
+        max_message_length: config.max_message_length,
+        // `--max_slice_length` caps the requests we serve; the blocks we receive are never longer than the
+        // BLOCK_SIZE we request, so the cap never refuses an honest reply.
+        max_block_length: config.max_slice_length.max(crate::piece_map::BLOCK_SIZE),
+        ..WireLimits::default()
+    };
+    let mut decoder = MessageDecoder::new(torrent.map.piece_count(), ext, limits);
     decoder.allow_late_bitfield(true);
     if let Err(e) = read_loop(&torrent, key, stream, decoder).await {
         super::debug(format_args!("peer {addr}: {e}"));

@@ -15,12 +15,11 @@ use std::time::{Duration, Instant};
 use crate::bitfield::Bitfield;
 use crate::choker::{
     is_snubbed, seeding_round_robin_period, ChokeAction, Choker, ChokerConfig, PeerSnapshot,
-    DEFAULT_SNUB_TIME,
 };
 use crate::connection_timers::{ConnectionTimers, HalfOpenLimit, TimerAction};
 use crate::picker::PickerConfig;
 use crate::piece_map::PieceMap;
-use crate::rate::{RateMeasure, DEFAULT_MAX_RATE_PERIOD};
+use crate::rate::RateMeasure;
 use crate::requester::{pipeline_depth, Requester, MAX_PEERS_PER_TORRENT};
 use crate::storage::recheck::recheck_untrusted;
 use crate::storage::{FilePool, RecheckOptions, Storage};
@@ -216,10 +215,18 @@ impl Torrent {
         let sc = &shared.config;
         let seed = fastrand::u64(..);
         let st = TorrentState {
-            requester: Requester::new(map.clone(), PickerConfig::default(), seed),
+            requester: Requester::new(
+                map.clone(),
+                PickerConfig {
+                    rarest_first_cutoff: sc.rarest_first_cutoff,
+                    rarest_first_priority_cutoff: sc.rarest_first_priority_cutoff,
+                },
+                seed,
+            ),
             choker: Choker::new(
                 ChokerConfig {
                     max_uploads: sc.max_uploads,
+                    round_robin_period: sc.round_robin_period,
                     ..Default::default()
                 },
                 now,
@@ -234,8 +241,8 @@ impl Torrent {
             banned_addrs: HashSet::new(),
             banned_ips: HashSet::new(),
             bad_data: BadDataGuard::new(),
-            down_rate: RateMeasure::new(now, DEFAULT_MAX_RATE_PERIOD),
-            up_rate: RateMeasure::new(now, DEFAULT_MAX_RATE_PERIOD),
+            down_rate: RateMeasure::new(now, sc.max_rate_period),
+            up_rate: RateMeasure::new(now, sc.max_rate_period),
             limits: TorrentLimits::new(
                 now,
                 config.max_upload_rate,
@@ -454,7 +461,10 @@ impl Torrent {
         if st.wanted_missing == 0 {
             st.activity = Activity::Seeding;
             st.complete_announced = true; // already complete: no `completed` event (BitTornado)
-            let period = seeding_round_robin_period(self.map.piece_length());
+            let period = seeding_round_robin_period(
+                self.map.piece_length(),
+                self.shared.config.round_robin_period,
+            );
             st.choker.set_round_robin_period(period);
         } else {
             st.activity = Activity::Downloading;
@@ -490,10 +500,16 @@ impl Torrent {
         let now = Instant::now();
         let mut guard = self.st.borrow_mut();
         let st = &mut *guard;
+        let security = self.shared.config.security;
         if st.peers.len() >= self.max_connections()
             || st.peers.values().any(|p| p.peer_id == peer_id)
             || st.banned_ids.contains(&peer_id)
-            || st.banned_ips.contains(&addr.ip())
+            || (security && st.banned_ips.contains(&addr.ip()))
+            || crate::one_per_ip::refuses(
+                security,
+                addr.ip(),
+                st.peers.values().map(|p| p.addr.ip()),
+            )
         {
             return None;
         }
@@ -524,8 +540,8 @@ impl Torrent {
             peer_interested: false,
             upload: UploadQueue::new(fast),
             timers,
-            down_rate: RateMeasure::new(now, DEFAULT_MAX_RATE_PERIOD),
-            up_rate: RateMeasure::new(now, DEFAULT_MAX_RATE_PERIOD),
+            down_rate: RateMeasure::new(now, self.shared.config.max_rate_period),
+            up_rate: RateMeasure::new(now, self.shared.config.max_rate_period),
             last_activity: now,
             just_unchoked: false,
             bad_pieces: 0,
@@ -610,7 +626,7 @@ impl Torrent {
         let now = Instant::now();
         let mut guard = self.st.borrow_mut();
         let st = &mut *guard;
-        let snaps = snapshots(st, now);
+        let snaps = snapshots(st, now, self.shared.config.snub_time);
         let actions = st
             .choker
             .rechoke(seeding, |k| snaps.get(&k).copied().unwrap_or_default());
@@ -629,11 +645,12 @@ impl Torrent {
     /// The periodic work: choker tick, timers, snubbing, dialling.
     fn tick(self: &Rc<Self>, now: Instant) {
         let seeding = self.is_complete();
+        let snub_time = self.shared.config.snub_time;
         {
             let mut guard = self.st.borrow_mut();
             let st = &mut *guard;
             if st.choker.tick_due(now) {
-                let snaps = snapshots(st, now);
+                let snaps = snapshots(st, now, self.shared.config.snub_time);
                 let actions = st
                     .choker
                     .tick(now, seeding, |k| snaps.get(&k).copied().unwrap_or_default());
@@ -654,7 +671,7 @@ impl Torrent {
                 // Snubbed peers lose their requests to others (BitTornado `snub_time`).
                 let snubbed = st.peers.get(&k).is_some_and(|p| {
                     !p.outstanding_empty(&st.requester, k)
-                        && is_snubbed(now, p.peer_choking, p.last_activity, DEFAULT_SNUB_TIME)
+                        && is_snubbed(now, p.peer_choking, p.last_activity, snub_time)
                 });
                 if snubbed && !st.requester.in_endgame() {
                     let cancels = st.requester.peer_snubbed(k);
@@ -685,11 +702,13 @@ impl Torrent {
             let Some(addr) = st.known.pop_front() else {
                 break;
             };
+            let security = self.shared.config.security;
             if st.addrs.contains(&addr)
                 || st.banned_addrs.contains(&addr)
-                || st.banned_ips.contains(&addr.ip())
+                || (security && st.banned_ips.contains(&addr.ip()))
                 || addr == own
                 || addr.port() == 0
+                || crate::one_per_ip::refuses(security, addr.ip(), st.addrs.iter().map(|a| a.ip()))
             {
                 continue;
             }
@@ -761,7 +780,7 @@ impl Torrent {
                 if blame {
                     st.hash_failures += 1;
                 }
-                if let ([sole], true) = (&senders[..], blame) {
+                if let ([sole], true) = (&senders[..], blame && self.shared.config.auto_kick) {
                     let sole = *sole;
                     if let Some(p) = st.peers.get_mut(&sole) {
                         p.bad_pieces += 1;
@@ -780,8 +799,11 @@ impl Torrent {
                     }
                 }
             }
-            for (culprit, action) in culprit_verdicts {
-                punish(st, culprit, action);
+            // `--auto_kick 0`: the culprit search still runs (its records stay bounded), nobody is punished.
+            if self.shared.config.auto_kick {
+                for (culprit, action) in culprit_verdicts {
+                    punish(st, culprit, action);
+                }
             }
             // Interest may have flipped for every peer.
             let keys: Vec<PeerKey> = st.peers.keys().copied().collect();
@@ -794,8 +816,10 @@ impl Torrent {
                 st.complete_announced = true;
                 st.completion_event_due = true;
                 st.activity = Activity::Seeding;
-                st.choker
-                    .set_round_robin_period(seeding_round_robin_period(self.map.piece_length()));
+                st.choker.set_round_robin_period(seeding_round_robin_period(
+                    self.map.piece_length(),
+                    self.shared.config.round_robin_period,
+                ));
                 // Seed-to-seed connections are useless once we are complete.
                 let seeds: Vec<PeerKey> = st
                     .peers
@@ -888,14 +912,18 @@ impl PeerConn {
     }
 }
 
-fn snapshots(st: &mut TorrentState, now: Instant) -> HashMap<PeerKey, PeerSnapshot> {
+fn snapshots(
+    st: &mut TorrentState,
+    now: Instant,
+    snub_time: Duration,
+) -> HashMap<PeerKey, PeerSnapshot> {
     st.peers
         .iter_mut()
         .map(|(&k, p)| {
             let snap = PeerSnapshot {
                 interested: p.peer_interested,
                 unchoked: !p.am_choking,
-                snubbed: is_snubbed(now, p.peer_choking, p.last_activity, DEFAULT_SNUB_TIME),
+                snubbed: is_snubbed(now, p.peer_choking, p.last_activity, snub_time),
                 download_rate: p.down_rate.rate(now),
                 upload_rate: p.up_rate.rate(now),
             };

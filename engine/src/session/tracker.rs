@@ -19,8 +19,6 @@ use crate::announce::udp::{Family, Request, RetransmitPolicy, Step, UdpAnnounce,
 use crate::announce::url::{Host, Scheme, TrackerUrl};
 use crate::announce::{AnnounceParams, CryptoPolicy, Event, Key, Peer, ReplyLimits};
 
-/// BitTornado `--http_timeout`.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(60);
 /// A `stopped` announce gets less: the user is waiting for the program to exit.
 const STOPPED_TIMEOUT: Duration = Duration::from_secs(5);
 /// Redirects followed per announce (BitTornado: 10).
@@ -34,9 +32,11 @@ pub(super) async fn run(torrent: Rc<Torrent>) {
     if tiers.is_empty() {
         return; // trackerless: nothing to announce to
     }
+    let sc = &torrent.shared.config;
     let config = ScheduleConfig {
-        min_announce_interval: torrent.shared.config.min_announce_interval,
-        min_peers: 20,
+        min_announce_interval: sc.min_announce_interval,
+        min_peers: sc.min_peers,
+        rerequest_interval: sc.rerequest_interval,
         ..Default::default()
     };
     let mut schedule = AnnounceSchedule::new(Instant::now(), config);
@@ -78,9 +78,9 @@ pub(super) async fn run(torrent: Rc<Torrent>) {
                 break;
             };
             let timeout = if due.event == Some(Event::Stopped) {
-                STOPPED_TIMEOUT
+                STOPPED_TIMEOUT.min(torrent.shared.config.http_timeout)
             } else {
-                HTTP_TIMEOUT
+                torrent.shared.config.http_timeout
             };
             match announce_once(
                 &torrent,
@@ -174,9 +174,9 @@ async fn announce_once(
         event,
         numwant,
         key,
-        ip: None,
+        ip: torrent.shared.config.announce_ip,
         crypto: CryptoPolicy::Plain,
-        seed_id: None,
+        seed_id: Some(torrent.shared.config.dedicated_seed_id.as_slice()).filter(|s| !s.is_empty()),
         check_seeded: false,
         last: None,
         tracker_id,
