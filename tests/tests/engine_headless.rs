@@ -30,7 +30,27 @@ fn btdownloadheadless_prints_bittornado_status_block_and_downloads() {
                 "--bind",
                 "127.0.0.1",
             ])
-            .args(["--display_interval", "0.5", "--max_upload_rate", "0"]),
+            .args(["--display_interval", "0.5", "--max_upload_rate", "0"])
+            // Engine options that now act (none may stop a loopback download): one connection per IP (loopback is
+            // exempt), kicking, the choker's and picker's knobs, the tracker client's, the served block cap.
+            .args(["--security", "1", "--auto_kick", "1", "--random_port", "0"])
+            .args(["--snub_time", "10", "--round_robin_period", "10"])
+            .args([
+                "--rarest_first_cutoff",
+                "1",
+                "--rarest_first_priority_cutoff",
+                "2",
+            ])
+            .args(["--max_rate_period", "5", "--max_slice_length", "16384"])
+            .args([
+                "--min_peers",
+                "2",
+                "--rerequest_interval",
+                "30",
+                "--http_timeout",
+                "20",
+            ])
+            .args(["--ip", "127.0.0.1"]),
         &log,
     );
     let start = Instant::now();
@@ -103,4 +123,23 @@ fn btdownloadheadless_without_arguments_lists_bittornado_options() {
     ] {
         assert!(text.contains(option), "{option} missing from:\n{text}");
     }
+}
+
+#[test]
+fn btdownloadheadless_refuses_option_values_the_engine_cannot_honour() {
+    let Some(f) = fixture() else { return };
+    let out = Command::new(cyclone_bin())
+        .current_dir(&f.root)
+        .env("HOME", &f.root)
+        .arg("btdownloadheadless")
+        .arg(&f.torrent)
+        .args(["--download_slice_size", "8192", "--minport", "0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "usage error expected: {stderr}");
+    assert!(
+        stderr.contains("--download_slice_size 8192") && stderr.contains("16384"),
+        "{stderr}"
+    );
 }

@@ -1,5 +1,5 @@
 //! Hostile peers over real sockets against a seeding `cyclone download`: unknown info-hash, garbage handshakes,
-//! oversized frames, requests outside the torrent. Each must be closed, and the seed must keep serving honest
+//! oversized frames, requests outside the torrent or over `--max_slice_length`. Each must be closed, and the seed must keep serving honest
 //! peers afterwards.
 
 use std::io::{Read, Write};
@@ -42,7 +42,12 @@ fn handshake(info_hash: &[u8; 20]) -> Vec<u8> {
 #[test]
 fn hostile_peers_are_closed_and_the_seed_survives() {
     let Some(f) = fixture() else { return };
-    let _seed = cyclone_seed(&f, &f.root.join("seed.log"));
+    // `--max_slice_length 16384`: the smallest the engine allows (the block size it requests itself).
+    let _seed = cyclone_seed_with(
+        &f,
+        &f.root.join("seed.log"),
+        &["--max_slice_length", "16384"],
+    );
     let meta = cyclone_metainfo::Metainfo::from_bytes(&std::fs::read(&f.torrent).unwrap()).unwrap();
     let info_hash = *meta.info_hash.as_bytes();
     let port = listening_port(&f.root.join("seed.log"));
@@ -77,6 +82,18 @@ fn hostile_peers_are_closed_and_the_seed_survives() {
     req.extend_from_slice(&1_000_000u32.to_be_bytes());
     req.extend_from_slice(&0u32.to_be_bytes());
     req.extend_from_slice(&16384u32.to_be_bytes());
+    s.write_all(&req).unwrap();
+    read_until_closed(&mut s);
+
+    // Interested, then a request one byte over --max_slice_length (BitTornado: a longer request closes). Without the
+    // option the request would be valid, and ignored while the seed chokes us: the connection would stay open.
+    let mut s = connect();
+    s.write_all(&handshake(&info_hash)).unwrap();
+    s.write_all(&[0, 0, 0, 1, 2]).unwrap();
+    let mut req = vec![0, 0, 0, 13, 6];
+    req.extend_from_slice(&0u32.to_be_bytes());
+    req.extend_from_slice(&0u32.to_be_bytes());
+    req.extend_from_slice(&16385u32.to_be_bytes());
     s.write_all(&req).unwrap();
     read_until_closed(&mut s);
 

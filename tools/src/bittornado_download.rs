@@ -1,15 +1,16 @@
 //! `btdownloadheadless`: BitTornado's downloader options (defaults from its `download_bt1.defaults`) mapped onto
-//! the engine's session. Options the engine does not implement are accepted with their defaults and ignored (the
-//! list is `IGNORED` below), so BitTornado command lines keep working.
+//! the engine's session through [`SessionOptions`], the mapping `cyclone download` uses too. Options with no
+//! effect in cyclone are accepted with their defaults and listed, with the reason, in [`IGNORED`], so BitTornado
+//! command lines keep working.
 
 use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use cyclone_engine::session::SessionConfig;
 
 use crate::bittornado_args::{self, Default as D, OptionDef};
+use crate::download_options::SessionOptions;
 use crate::error::CliError;
 
 macro_rules! opt {
@@ -87,53 +88,138 @@ pub fn definitions() -> Vec<OptionDef> {
     ]
 }
 
-/// Options accepted for compatibility but not acted on by the engine yet.
-pub const IGNORED: &[&str] = &[
-    "url",
-    "selector_enabled",
-    "expire_cache_data",
-    "priority",
-    "timeout_check_interval",
-    "max_slice_length",
-    "max_rate_period",
-    "ipv6_enabled",
-    "ipv6_binds_v4",
-    "upnp_nat_access",
-    "upload_rate_fudge",
-    "tcp_ack_fudge",
-    "rerequest_interval",
-    "min_peers",
-    "http_timeout",
-    "alloc_type",
-    "alloc_rate",
-    "buffer_reads",
-    "write_buffer_size",
-    "breakup_seed_bitfield",
-    "snub_time",
-    "spew",
-    "rarest_first_cutoff",
-    "rarest_first_priority_cutoff",
-    "min_uploads",
-    "round_robin_period",
-    "super_seeder",
-    "security",
-    "auto_kick",
-    "double_check",
-    "triple_check",
-    "lock_files",
-    "lock_while_reading",
-    "auto_flush",
-    "dedicated_seed_id",
-    "random_port",
-    "ip",
-    "download_slice_size",
-    "max_message_length",
-    "request_backlog",
-    "crypto_allowed",
-    "crypto_only",
-    "crypto_stealth",
-    "save_options",
+/// Options accepted for compatibility that have no effect, each with the reason. Every other option of
+/// [`definitions`] acts: the engine options through [`session_options`] and [`SessionOptions::apply`] (the mapping
+/// `cyclone download` uses too), `responsefile`/`saveas`/`priority`/`selector_enabled`/`url` in
+/// [`btdownloadheadless`].
+pub const IGNORED: &[(&str, &str)] = &[
+    (
+        "expire_cache_data",
+        "resume records are per torrent and replaced, never left to expire",
+    ),
+    (
+        "timeout_check_interval",
+        "connection timeouts are checked on every 250 ms torrent tick",
+    ),
+    (
+        "ipv6_enabled",
+        "the address family follows --bind and the peers' addresses",
+    ),
+    (
+        "ipv6_binds_v4",
+        "the address family follows --bind and the peers' addresses",
+    ),
+    (
+        "upnp_nat_access",
+        "no UPnP (and BitTornado did it on Windows only)",
+    ),
+    (
+        "upload_rate_fudge",
+        "upload rates count bytes as the socket accepts them; no TCP buffer estimate",
+    ),
+    (
+        "tcp_ack_fudge",
+        "received bytes are not charged to the upload limit",
+    ),
+    (
+        "alloc_type",
+        "files are always sparse and pieces written in place (no out-of-place slots to allocate)",
+    ),
+    ("alloc_rate", "no background allocation (see alloc_type)"),
+    (
+        "buffer_reads",
+        "upload reads are sized to the request from the page cache; no piece read buffer",
+    ),
+    (
+        "write_buffer_size",
+        "pieces are assembled in memory and written whole (see --piece_memory)",
+    ),
+    (
+        "auto_flush",
+        "data is fsynced before every resume-record write instead",
+    ),
+    (
+        "double_check",
+        "pieces are never moved, so there is nothing to re-hash after a move",
+    ),
+    (
+        "triple_check",
+        "every piece is hashed before it is written; no extra re-read",
+    ),
+    ("lock_files", "no flock on the data files yet"),
+    ("lock_while_reading", "no flock on the data files yet"),
+    (
+        "spew",
+        "the status block has no per-peer table yet (btdownloadheadless ignored it too)",
+    ),
+    (
+        "min_uploads",
+        "BitTornado uses it only for super-seeding, which cyclone does not do",
+    ),
+    ("super_seeder", "no super-seeding yet"),
+    (
+        "request_backlog",
+        "unused by BitTornado too: the pipeline depth follows each peer's rate",
+    ),
+    ("crypto_allowed", "no MSE/PE encryption yet"),
+    ("crypto_only", "no MSE/PE encryption yet"),
+    ("crypto_stealth", "no MSE/PE encryption yet"),
+    (
+        "save_options",
+        "no options file: every run takes its options from the command line",
+    ),
 ];
+
+/// The engine options of a parsed BitTornado command line (ints and floats as BitTornado declares them; values
+/// out of a field's range are clamped, not wrapped).
+pub fn session_options(p: &bittornado_args::Parsed) -> Result<SessionOptions, CliError> {
+    let bind = p.str("bind").split(',').next().unwrap_or("").trim();
+    let bind = if bind.is_empty() {
+        None
+    } else {
+        Some(
+            bind.parse::<IpAddr>()
+                .map_err(|_| CliError::Usage(format!("--bind {bind}: not an IP address")))?,
+        )
+    };
+    let port = |name: &str| p.int(name).clamp(0, 65535) as u16;
+    let count = |name: &str| p.int(name).clamp(0, 1 << 16) as usize;
+    let uint = |name: &str| p.int(name).clamp(0, i64::from(u32::MAX)) as u32;
+    let flag = |name: &str| u8::from(p.int(name) != 0);
+    let text = |name: &str| Some(p.str(name).to_string()).filter(|s| !s.is_empty());
+    Ok(SessionOptions {
+        bind,
+        minport: port("minport"),
+        maxport: port("maxport"),
+        random_port: flag("random_port"),
+        max_upload_rate: p.int("max_upload_rate") as f64,
+        max_download_rate: p.int("max_download_rate") as f64,
+        max_uploads: count("max_uploads"),
+        max_initiate: count("max_initiate"),
+        max_connections: count("max_connections"),
+        max_files_open: count("max_files_open"),
+        check_hashes: flag("check_hashes"),
+        breakup_seed_bitfield: flag("breakup_seed_bitfield"),
+        keepalive_interval: p.float("keepalive_interval"),
+        timeout: p.float("timeout"),
+        display_interval: p.float("display_interval"),
+        round_robin_period: p.int("round_robin_period") as f64,
+        snub_time: p.float("snub_time"),
+        rarest_first_cutoff: uint("rarest_first_cutoff"),
+        rarest_first_priority_cutoff: uint("rarest_first_priority_cutoff"),
+        max_rate_period: p.float("max_rate_period"),
+        max_slice_length: uint("max_slice_length"),
+        max_message_length: uint("max_message_length"),
+        download_slice_size: uint("download_slice_size"),
+        rerequest_interval: p.int("rerequest_interval").max(0) as u64,
+        min_peers: count("min_peers"),
+        http_timeout: p.int("http_timeout") as f64,
+        ip: text("ip"),
+        dedicated_seed_id: text("dedicated_seed_id"),
+        security: flag("security"),
+        auto_kick: flag("auto_kick"),
+    })
+}
 
 /// `btdownloadheadless <torrent> [--option value ...]`
 pub fn btdownloadheadless(argv0: &str, args: &[OsString]) -> Result<(), CliError> {
@@ -156,6 +242,11 @@ pub fn btdownloadheadless(argv0: &str, args: &[OsString]) -> Result<(), CliError
     }
     let p = bittornado_args::parse(&args, &defs, Some(0), Some(1))
         .map_err(|e| CliError::Usage(e.to_string()))?;
+    if !p.str("url").is_empty() {
+        return Err(CliError::Usage(
+            "--url: fetching the .torrent over HTTP is not supported; download it and give its path".into(),
+        ));
+    }
     let responsefile = match (p.positional.first(), p.str("responsefile")) {
         (Some(_), r) if !r.is_empty() => {
             return Err(CliError::Usage(
@@ -170,44 +261,20 @@ pub fn btdownloadheadless(argv0: &str, args: &[OsString]) -> Result<(), CliError
             ))
         }
     };
+    let config = session_options(&p)?.apply(SessionConfig::default())?;
     let metainfo = crate::torrent_file::read(Path::new(&responsefile))?;
-    let bind = p.str("bind").split(',').next().unwrap_or("").trim();
-    let bind: IpAddr = if bind.is_empty() {
-        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
-    } else {
-        bind.parse()
-            .map_err(|_| CliError::Usage(format!("--bind {bind}: not an IP address")))?
-    };
-    let rate = |name: &str| -> u64 {
-        let v = p.int(name);
-        if v > 0 {
-            v as u64 * 1000
-        } else {
-            0
-        }
-    };
-    let secs = |name: &str| Duration::from_secs_f64(p.float(name).clamp(0.1, 1e7));
-    let config = SessionConfig {
-        bind,
-        minport: p.int("minport").clamp(0, 65535) as u16,
-        maxport: p.int("maxport").clamp(0, 65535) as u16,
-        max_upload_rate: rate("max_upload_rate"),
-        max_download_rate: rate("max_download_rate"),
-        max_uploads: p.int("max_uploads").clamp(0, 1 << 16) as usize,
-        max_initiate: p.int("max_initiate").clamp(0, 1 << 16) as usize,
-        max_connections: p.int("max_connections").clamp(0, 1 << 16) as usize,
-        check_hashes: p.int("check_hashes") != 0,
-        breakup_seed_bitfield: p.int("breakup_seed_bitfield") != 0,
-        max_files_open: p.int("max_files_open").clamp(0, 65536) as usize,
-        keepalive_interval: secs("keepalive_interval"),
-        timeout: secs("timeout"),
-        display_interval: secs("display_interval"),
-        ..Default::default()
-    };
     let saveas = p.str("saveas");
     let saveas = (!saveas.is_empty()).then(|| PathBuf::from(saveas));
-    let resume_dir = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cyclone/resume"));
-    let priority = p.str("priority").to_string();
+    // `--selector_enabled 0` turns off BitTornado's file selector and fast resume: no priorities, no resume data.
+    let selector = p.int("selector_enabled") != 0;
+    let resume_dir = std::env::var_os("HOME")
+        .filter(|_| selector)
+        .map(|h| PathBuf::from(h).join(".cyclone/resume"));
+    let priority = if selector {
+        p.str("priority").to_string()
+    } else {
+        String::new()
+    };
     crate::commands::download::run_session(
         config,
         metainfo,
@@ -217,4 +284,117 @@ pub fn btdownloadheadless(argv0: &str, args: &[OsString]) -> Result<(), CliError
         false,
         false,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> bittornado_args::Parsed {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        bittornado_args::parse(&args, &definitions(), Some(0), Some(1)).unwrap()
+    }
+
+    #[test]
+    fn ignored_lists_declared_options_only_once() {
+        let defs = definitions();
+        for (name, reason) in IGNORED {
+            assert!(
+                defs.iter().any(|d| d.name == *name),
+                "{name} is not an option"
+            );
+            assert!(!reason.is_empty());
+            assert_eq!(
+                IGNORED.iter().filter(|(n, _)| n == name).count(),
+                1,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn options_that_act_are_not_listed_as_ignored() {
+        // Handled by btdownloadheadless itself.
+        let own = [
+            "responsefile",
+            "url",
+            "saveas",
+            "priority",
+            "selector_enabled",
+        ];
+        // Everything session_options reads: a changed value must change the session options.
+        let defaults = session_options(&parse(&["x.torrent"])).unwrap();
+        for def in definitions() {
+            let ignored = IGNORED.iter().any(|(n, _)| *n == def.name);
+            if own.contains(&def.name) {
+                assert!(!ignored, "{}", def.name);
+                continue;
+            }
+            let value = match def.default {
+                D::Int(i @ (0 | 1)) => (1 - i).to_string(),
+                D::Int(i) => (i + 3).to_string(),
+                D::Float(x) => (x + 3.0).to_string(),
+                D::Str(_) | D::Required => "127.0.0.2".to_string(),
+            };
+            let flag = format!("--{}", def.name);
+            let changed = session_options(&parse(&["x.torrent", &flag, &value])).unwrap();
+            let acts = format!("{changed:?}") != format!("{defaults:?}");
+            assert_eq!(
+                acts, !ignored,
+                "--{}: acts = {acts}, listed in IGNORED = {ignored}",
+                def.name
+            );
+        }
+    }
+
+    #[test]
+    fn bittornado_values_map_onto_the_session() {
+        let p = parse(&[
+            "x.torrent",
+            "--snub_time",
+            "12",
+            "--round_robin_period",
+            "9",
+            "--rarest_first_cutoff",
+            "7",
+            "--min_peers",
+            "4",
+            "--rerequest_interval",
+            "100",
+            "--http_timeout",
+            "20",
+            "--security",
+            "0",
+            "--auto_kick",
+            "0",
+            "--max_slice_length",
+            "32768",
+            "--ip",
+            "10.9.8.7",
+            "--bind",
+            "127.0.0.1,::1",
+            "--max_upload_rate",
+            "-1",
+        ]);
+        let c = session_options(&p)
+            .unwrap()
+            .apply(SessionConfig::default())
+            .unwrap();
+        assert_eq!(c.snub_time, std::time::Duration::from_secs(12));
+        assert_eq!(c.round_robin_period, std::time::Duration::from_secs(9));
+        assert_eq!(c.rarest_first_cutoff, 7);
+        assert_eq!(c.min_peers, 4);
+        assert_eq!(c.rerequest_interval, std::time::Duration::from_secs(100));
+        assert_eq!(c.http_timeout, std::time::Duration::from_secs(20));
+        assert!(!c.security && !c.auto_kick);
+        assert_eq!(c.max_slice_length, 32768);
+        assert_eq!(c.announce_ip, Some("10.9.8.7".parse().unwrap()));
+        assert_eq!(c.bind, "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(c.max_upload_rate, 0, "-1 (automatic) is unlimited");
+        let p = parse(&["x.torrent", "--download_slice_size", "8192"]);
+        assert!(session_options(&p)
+            .unwrap()
+            .apply(SessionConfig::default())
+            .is_err());
+    }
 }

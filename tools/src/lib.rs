@@ -8,6 +8,7 @@ pub mod bittornado_download;
 pub mod bittornado_metainfo_tools;
 pub mod cli;
 pub mod commands;
+pub mod download_options;
 pub mod error;
 pub mod output_file;
 pub mod progress_bar;

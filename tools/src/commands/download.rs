@@ -2,7 +2,6 @@
 //! [`Session`], printing BitTornado's btdownloadheadless status block or `--json` status lines. Also the
 //! implementation behind the `btdownloadheadless` alias ([`crate::aliases`]).
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
@@ -13,6 +12,7 @@ use cyclone_engine::session::{
 };
 use cyclone_metainfo::Metainfo;
 
+use crate::download_options::SessionOptions;
 use crate::error::CliError;
 
 #[derive(Debug, clap::Args)]
@@ -22,46 +22,18 @@ pub struct DownloadArgs {
     /// Save as this file (single-file torrent) or directory (multi-file); default: the torrent's name here.
     #[arg(long)]
     pub saveas: Option<PathBuf>,
-    /// Upload limit in kB/s (1 kB = 1000 bytes; 0 = unlimited), for the whole session: every shard draws from one
-    /// budget. One torrent per run, so it is also the torrent's limit (as BitTornado's).
-    #[arg(long = "max_upload_rate", default_value_t = 0.0)]
-    pub max_upload_rate: f64,
-    /// Download limit in kB/s (0 = unlimited), for the whole session, enforced by throttling requests.
-    #[arg(long = "max_download_rate", default_value_t = 0.0)]
-    pub max_download_rate: f64,
-    /// Lowest listen port (0: let the system pick one).
-    #[arg(long, default_value_t = 10000)]
-    pub minport: u16,
-    /// Highest listen port.
-    #[arg(long, default_value_t = 60000)]
-    pub maxport: u16,
-    /// Address to listen on (default all interfaces).
-    #[arg(long)]
-    pub bind: Option<IpAddr>,
     /// File priorities, one per file: 0 highest, 1 normal, 2 lowest, -1 don't download.
     #[arg(long, allow_hyphen_values = true)]
     pub priority: Option<String>,
-    /// As a seed, withhold 2-4 pieces from the bitfield and send them as HAVEs (1) or not (0).
-    #[arg(long = "breakup_seed_bitfield", default_value_t = 1)]
-    pub breakup_seed_bitfield: u8,
-    /// Hash-check existing data at start-up (1) or trust what is on disk (0).
-    #[arg(long = "check_hashes", default_value_t = 1)]
-    pub check_hashes: u8,
     /// Ignore the resume record and check every piece on disk at start-up (the record is still written). Use it if
     /// the files may have been modified by another program after cyclone was killed: a record left by a crash is
     /// trusted as long as the files are still there and long enough.
     #[arg(long)]
     pub recheck: bool,
-    /// Upload slots.
-    #[arg(long = "max_uploads", default_value_t = 7)]
-    pub max_uploads: usize,
     /// Where resume records are kept (default ~/.cyclone/resume; empty, `--resume_dir ""`, = no resume records).
     /// A String, not a PathBuf: clap's path parser refuses the empty value that means "none".
     #[arg(long = "resume_dir")]
     pub resume_dir: Option<String>,
-    /// Seconds between status reports.
-    #[arg(long = "display_interval", default_value_t = 0.5)]
-    pub display_interval: f64,
     /// Executors (0 = one per CPU).
     #[arg(long, default_value_t = 0)]
     pub shards: usize,
@@ -81,29 +53,21 @@ pub struct DownloadArgs {
     /// Print one JSON object per status report instead of BitTornado's status block.
     #[arg(long)]
     pub json: bool,
+    /// BitTornado's engine options, with its names and defaults.
+    #[command(flatten)]
+    pub session: SessionOptions,
 }
 
 pub fn run(args: &DownloadArgs) -> Result<(), CliError> {
     let metainfo = crate::torrent_file::read(&args.torrent)?;
-    let config = SessionConfig {
-        bind: args
-            .bind
-            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
-        minport: args.minport,
-        maxport: args.maxport,
+    let config = args.session.apply(SessionConfig {
         shards: args.shards,
-        max_upload_rate: kb(args.max_upload_rate),
-        max_download_rate: kb(args.max_download_rate),
-        max_uploads: args.max_uploads,
-        check_hashes: args.check_hashes != 0,
         ignore_resume: args.recheck,
-        breakup_seed_bitfield: args.breakup_seed_bitfield != 0,
-        display_interval: Duration::from_secs_f64(args.display_interval.clamp(0.1, 3600.0)),
         min_announce_interval: Duration::from_secs(args.min_announce_interval),
         resume_interval: Duration::from_secs(args.resume_interval.max(1)),
         piece_memory: args.piece_memory.min(1 << 20) << 20,
         ..Default::default()
-    };
+    })?;
     let resume_dir = match &args.resume_dir {
         Some(d) if d.is_empty() => None,
         Some(d) => Some(PathBuf::from(d)),
@@ -118,15 +82,6 @@ pub fn run(args: &DownloadArgs) -> Result<(), CliError> {
         args.exit_on_complete,
         args.json,
     )
-}
-
-/// kB/s (BitTornado: 1000 bytes) to bytes/s; negative (BitTornado's "automatic") is treated as unlimited.
-fn kb(rate: f64) -> u64 {
-    if rate > 0.0 {
-        cyclone_engine::rate::kilobytes_per_second(rate)
-    } else {
-        0
-    }
 }
 
 /// Set by SIGINT/SIGTERM: stop cleanly (announce `stopped`, write the resume record).
@@ -428,12 +383,5 @@ mod tests {
         assert_eq!(fmttime(59.4), "0 min 59 sec");
         assert_eq!(fmttime(3725.0), "1 hour 02 min 05 sec");
         assert_eq!(fmttime(f64::INFINITY), "<unknown>");
-    }
-
-    #[test]
-    fn rates_are_kilobytes_of_1000() {
-        assert_eq!(kb(0.0), 0);
-        assert_eq!(kb(-1.0), 0);
-        assert_eq!(kb(12.5), 12_500);
     }
 }
