@@ -216,3 +216,63 @@ fn a_seed_sending_bad_data_is_banned_and_the_download_completes_elsewhere() {
         log_of(&log)
     );
 }
+
+/// The last value of a numeric field in the JSON status lines of `log`.
+fn last_number(log: &str, field: &str) -> u64 {
+    let key = format!("\"{field}\":");
+    log.rfind(&key)
+        .map(|i| {
+            log[i + key.len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn with_auto_kick_0_a_seed_sending_bad_data_is_kept() {
+    let Some(f) = fixture() else { return };
+    let meta = cyclone_metainfo::Metainfo::from_bytes(&std::fs::read(&f.torrent).unwrap()).unwrap();
+    let info_hash = *meta.info_hash.as_bytes();
+    let piece_count = meta.info.pieces.len() as u32;
+    let evil = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let evil_port = evil.local_addr().unwrap().port();
+    f.tracker
+        .add_peer(&info_hash, b"-EV0000-corruptseed0", evil_port);
+    let closed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let closed_in_thread = closed.clone();
+    std::thread::spawn(move || {
+        // Bounded: at most 8 connections, each ending on close or after 120 s.
+        for conn in evil.incoming().take(8).flatten() {
+            if serve_corrupt(conn, info_hash, piece_count) {
+                closed_in_thread.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+    let work = f.root.join("leech");
+    let log = f.root.join("leech.log");
+    let _dl = cyclone_tests::ChildGuard::spawn(
+        &mut cyclone_download(&f, &work, &["--auto_kick", "0"]),
+        &log,
+    );
+    // With kicking on, the second bad piece of a sole sender closes and bans it (the test above; this test fails
+    // with `--auto_kick 1`). Off: three bad pieces, and the sender is still connected and not banned.
+    let start = Instant::now();
+    while last_number(&log_of(&log), "hash_failures") < 3 {
+        assert!(
+            start.elapsed() < DOWNLOAD_LIMIT,
+            "no hash failures from the corrupt seed; log:\n{}",
+            log_of(&log)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = log_of(&log);
+    assert_eq!(last_number(&out, "banned_peers"), 0, "{out}");
+    assert_eq!(
+        closed.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the corrupt seed was closed; log:\n{out}"
+    );
+}
