@@ -505,13 +505,17 @@ impl Torrent {
             || st.peers.values().any(|p| p.peer_id == peer_id)
             || st.banned_ids.contains(&peer_id)
             || (security && st.banned_ips.contains(&addr.ip()))
-            || crate::one_per_ip::refuses(
-                security,
-                addr.ip(),
-                st.peers.values().map(|p| p.addr.ip()),
-            )
         {
             return None;
+        }
+        // `--security`: the new connection from a connected IP replaces the old one (seeds-behaviour §1.1).
+        let displaced = crate::one_per_ip::displaced(
+            security,
+            addr.ip(),
+            st.peers.iter().map(|(&k, p)| (k, p.addr.ip())),
+        );
+        for k in displaced {
+            Self::close_peer(st, k);
         }
         let key = loop {
             let k = st.next_key;
