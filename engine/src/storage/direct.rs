@@ -11,7 +11,7 @@ use std::rc::Rc;
 use super::StorageError;
 
 /// Files read (the recheck) or written (whole pieces) with O_DIRECT through glommio `DmaFile`, at most
-/// [`DIRECT_FILES_OPEN`] open at once.
+/// [`DIRECT_FILES_OPEN`] (reads) or [`DIRECT_WRITE_FILES_OPEN`] (writes) open at once.
 ///
 /// Why O_DIRECT for the recheck: it reads each byte once. Buffered reads of cold data make the
 /// executor thread allocate and fill page-cache pages (io_uring runs that work in the submitting thread), and that
@@ -43,6 +43,11 @@ pub(crate) struct DirectFiles {
 
 /// Most O_DIRECT files a recheck keeps open (it reads sequentially, so few are ever in use).
 const DIRECT_FILES_OPEN: usize = 4;
+
+/// Most O_DIRECT write handles a downloading torrent keeps open. These are outside the shard's `FilePool` cap
+/// (`--max_files_open`), so they are kept few: pieces arrive roughly in file order, and a seeding torrent holds none
+/// (`Storage::seal` closes them).
+const DIRECT_WRITE_FILES_OPEN: usize = 2;
 
 impl DirectFiles {
     pub fn new(enabled: bool, write: bool) -> Self {
@@ -85,7 +90,12 @@ impl DirectFiles {
             Ok(f) => {
                 let f = Rc::new(f);
                 let mut files = self.files.borrow_mut();
-                if files.len() >= DIRECT_FILES_OPEN {
+                let cap = if self.write {
+                    DIRECT_WRITE_FILES_OPEN
+                } else {
+                    DIRECT_FILES_OPEN
+                };
+                if files.len() >= cap {
                     files.pop_front();
                 }
                 files.push_back((index, f.clone()));
