@@ -5,19 +5,21 @@
 //! `shard_for_key` and hands the socket over: to itself directly, to another shard through the mesh (the fd plus the
 //! bytes already read). The owner accepts it only if it runs that torrent; otherwise the socket is closed.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cyclone_shard::{shard_for_key, ShardContext};
 use futures_lite::AsyncReadExt;
 use glommio::net::TcpStream;
 
+use super::stop_signal::StopSignal;
 use super::torrent::Torrent;
-use super::{Handoff, ShardInput};
+use super::{Handoff, ShardCommand, ShardInput, Shared, TorrentConfig};
 use crate::connection_timers::HANDSHAKE_TIMEOUT;
 use crate::wire::{HandshakeHead, HANDSHAKE_HEAD_LEN};
 
@@ -27,43 +29,130 @@ const MAX_PENDING_HANDSHAKES: usize = 256;
 /// The torrents a shard runs, by info-hash.
 type Torrents = Rc<RefCell<HashMap<[u8; 20], Rc<Torrent>>>>;
 
+/// What a shard's torrents share: its open-file pool, piece memory, stop signal, rate shares and check permit.
+pub(super) struct ShardResources {
+    pub pool: Rc<crate::storage::FilePool>,
+    pub memory: Rc<super::assembly::PieceMemory>,
+    pub stop: StopSignal,
+    pub limits: Rc<super::limits::ShardLimits>,
+    /// One start-up check at a time on this shard.
+    pub check_lock: Rc<glommio::sync::Semaphore>,
+}
+
+/// A shard's torrents and how to start one.
+struct ShardTorrents {
+    map: Torrents,
+    shared: Arc<Shared>,
+    res: ShardResources,
+    /// Torrent tasks not yet ended (the shard waits for them before it returns).
+    live: Cell<usize>,
+}
+
+impl ShardTorrents {
+    /// Builds `config`'s torrent and runs it. A torrent with the same info-hash still shutting down (removed, then
+    /// added again: a changed .torrent file) is waited for first, so two instances never touch the same files; one
+    /// still running makes this a duplicate, reported as a failed status.
+    fn launch(self: &Rc<Self>, config: TorrentConfig) {
+        let torrent = match Torrent::new(config, self.shared.clone(), &self.res) {
+            Ok(t) => Rc::new(t),
+            Err(status) => {
+                let _ = self.shared.status_tx.try_send(*status);
+                return;
+            }
+        };
+        let hash = torrent.info_hash;
+        let previous = self.map.borrow_mut().insert(hash, torrent.clone());
+        if let Some(prev) = &previous {
+            if !prev.stop.is_fired() {
+                self.map.borrow_mut().insert(hash, prev.clone());
+                torrent.fail("a torrent with this info-hash is already running".into());
+                torrent.report();
+                return;
+            }
+        }
+        self.live.set(self.live.get() + 1);
+        let me = self.clone();
+        glommio::spawn_local(async move {
+            if let Some(prev) = previous {
+                prev.ended.wait().await;
+            }
+            if torrent.stopping() {
+                // Removed (or the session stopped) before it started: nothing to shut down.
+                torrent.mark_stopped();
+                torrent.report();
+            } else {
+                Torrent::run(torrent.clone()).await;
+            }
+            torrent.ended.fire();
+            let mut map = me.map.borrow_mut();
+            if map.get(&hash).is_some_and(|t| Rc::ptr_eq(t, &torrent)) {
+                map.remove(&hash);
+            }
+            me.live.set(me.live.get() - 1);
+        })
+        .detach();
+    }
+
+    /// Stops the torrent as at shutdown (close connections, announce `stopped`, final resume write, a Stopped
+    /// status); it leaves the map when that is done. Unknown (already ended) info-hashes are ignored.
+    fn remove(&self, hash: &[u8; 20]) {
+        if let Some(t) = self.map.borrow().get(hash) {
+            t.stop.fire();
+        }
+    }
+
+    fn apply(self: &Rc<Self>, command: ShardCommand) {
+        match command {
+            ShardCommand::Add(config) => self.launch(*config),
+            ShardCommand::Remove(hash) => self.remove(&hash),
+        }
+    }
+}
+
 pub(super) async fn shard_main(ctx: ShardContext, input: ShardInput) {
     let ShardInput {
         listener,
         mesh,
         torrents: configs,
+        commands,
         shared,
     } = input;
     let torrents: Torrents = Rc::new(RefCell::new(HashMap::new()));
-    let pool = crate::storage::FilePool::new(shared.config.max_files_open);
-    let memory = super::assembly::PieceMemory::new(shared.config.piece_memory);
-    let stop = super::stop_signal::StopSignal::watch(shared.clone());
-    let limits =
-        super::limits::ShardLimits::new(shared.upload_limit.clone(), shared.download_limit.clone());
+    // Filled in below, once the stop signal (whose watcher task drains the commands) exists.
+    let slot: Rc<RefCell<Option<Rc<ShardTorrents>>>> = Rc::new(RefCell::new(None));
+    let poll_slot = slot.clone();
+    let stop = StopSignal::watch(shared.clone(), move || {
+        let Some(shard) = poll_slot.borrow().clone() else {
+            return;
+        };
+        // Bounded: the channel holds at most COMMAND_CHANNEL_CAPACITY commands.
+        while let Ok(command) = commands.try_recv() {
+            shard.apply(command);
+        }
+    });
+    let shard = Rc::new(ShardTorrents {
+        map: torrents.clone(),
+        shared: shared.clone(),
+        res: ShardResources {
+            pool: crate::storage::FilePool::new(shared.config.max_files_open),
+            memory: super::assembly::PieceMemory::new(shared.config.piece_memory),
+            stop: stop.clone(),
+            limits: super::limits::ShardLimits::new(
+                shared.upload_limit.clone(),
+                shared.download_limit.clone(),
+            ),
+            check_lock: Rc::new(glommio::sync::Semaphore::new(1)),
+        },
+        live: Cell::new(0),
+    });
+    *slot.borrow_mut() = Some(shard.clone());
     let handler_torrents = torrents.clone();
     let handler: cyclone_shard::mesh::Handler<Handoff, bool> =
         Rc::new(move |h: Handoff| accept_handoff(&handler_torrents, h));
     let router = Rc::new(mesh.connect(handler).await);
 
-    let mut mains = Vec::new();
     for config in configs {
-        match Torrent::new(
-            config,
-            shared.clone(),
-            pool.clone(),
-            memory.clone(),
-            stop.clone(),
-            limits.clone(),
-        ) {
-            Ok(t) => {
-                let t = Rc::new(t);
-                torrents.borrow_mut().insert(t.info_hash, t.clone());
-                mains.push(glommio::spawn_local(Torrent::run(t)));
-            }
-            Err(status) => {
-                let _ = shared.status_tx.try_send(*status);
-            }
-        }
+        shard.launch(config);
     }
 
     let listener = cyclone_shard::listener::into_glommio(listener);
@@ -119,15 +208,17 @@ pub(super) async fn shard_main(ctx: ShardContext, input: ShardInput) {
         }
     });
 
-    for m in mains {
-        m.await;
-    }
-    // This shard's torrents have ended; keep accepting (and handing off) until the session stops.
+    // Accept (and hand off) until the session stops; then wait for the torrents' shutdowns (each is bounded: the
+    // tracker's `stopped` timeout, the peer tasks' grace period, the final resume write).
     acceptor.await;
-    // The executor ends when this returns. A job still running on its blocking pool (a file creation or stat left
-    // by a task that is winding down) would then find no one to answer and glommio's blocking thread panics
-    // ("failed to send response"). The pool has one thread and runs jobs in order, so once this no-op job has run,
-    // every job submitted before it has finished.
+    while shard.live.get() > 0 {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+    *slot.borrow_mut() = None; // the watcher's closure held the shard: break the cycle
+                               // The executor ends when this returns. A job still running on its blocking pool (a file creation or stat left
+                               // by a task that is winding down) would then find no one to answer and glommio's blocking thread panics
+                               // ("failed to send response"). The pool has one thread and runs jobs in order, so once this no-op job has run,
+                               // every job submitted before it has finished.
     glommio::executor().spawn_blocking(|| ()).await;
 }
 

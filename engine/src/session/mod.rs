@@ -25,11 +25,12 @@ mod stop_signal;
 mod torrent;
 mod tracker;
 
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender};
-use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cyclone_metainfo::Metainfo;
@@ -47,6 +48,9 @@ const STATUS_CHANNEL_CAPACITY: usize = 64;
 pub const RESUME_SAVE_BYTES: u64 = 256 << 20;
 /// Shortest time between two periodic resume writes (each costs an fsync of the data and of the record).
 pub const MIN_RESUME_GAP: Duration = Duration::from_secs(1);
+/// Capacity of each shard's command channel (torrents added or removed while the session runs). A caller that fills
+/// it gets [`SessionError::CommandsFull`] rather than blocking; the shard drains it every 20 ms.
+pub const COMMAND_CHANNEL_CAPACITY: usize = 256;
 /// Capacity of each inter-shard mesh channel (socket hand-offs in flight per pair of shards).
 const MESH_CAPACITY: usize = 64;
 /// Ports tried in a `minport..=maxport` range (BitTornado `find_and_bind`: 20 random ports).
@@ -342,6 +346,22 @@ pub enum SessionError {
     },
     #[error("cannot start the shard pool thread: {0}")]
     Thread(std::io::Error),
+    #[error("torrent {0} is already in the session")]
+    Duplicate(cyclone_metainfo::InfoHash),
+    #[error("torrent {0} is not in the session")]
+    UnknownTorrent(String),
+    #[error("shard {shard}'s command queue is full ({COMMAND_CHANNEL_CAPACITY} commands); try again later")]
+    CommandsFull { shard: usize },
+    #[error("the session has stopped")]
+    Stopped,
+}
+
+/// A command to a shard, from the caller's thread (the control plane: bounded, polled, never on the hot path).
+pub(crate) enum ShardCommand {
+    /// Start this torrent (its info-hash belongs to the shard).
+    Add(Box<TorrentConfig>),
+    /// Stop this torrent as at shutdown; it then leaves the shard.
+    Remove([u8; 20]),
 }
 
 /// State shared by every shard and the caller (read-only but for the stop flag and the global rate buckets, which are
@@ -368,6 +388,7 @@ struct ShardInput {
     listener: std::net::TcpListener,
     mesh: cyclone_shard::mesh::MeshEndpoint<Handoff, bool>,
     torrents: Vec<TorrentConfig>,
+    commands: Receiver<ShardCommand>,
     shared: Arc<Shared>,
 }
 
@@ -377,6 +398,10 @@ pub struct SessionHandle {
     /// Status reports, one per torrent per `display_interval`.
     pub status: Receiver<TorrentStatus>,
     thread: Option<std::thread::JoinHandle<Result<(), cyclone_shard::ShardError>>>,
+    /// One command channel per shard.
+    commands: Vec<SyncSender<ShardCommand>>,
+    /// Info-hashes added and not removed (the duplicate check; a torrent that failed stays until removed).
+    torrents: Mutex<HashSet<[u8; 20]>>,
 }
 
 impl SessionHandle {
@@ -388,6 +413,52 @@ impl SessionHandle {
     /// Asks every torrent to stop: announce `stopped`, write resume data, close connections.
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Adds a torrent to the running session, on the shard that owns its info-hash. Returns once the command is
+    /// queued: the torrent then reports its status like the others (a torrent that cannot start reports
+    /// [`Activity::Failed`]). Errors: the info-hash is already in the session, the shard's command queue is full
+    /// (never blocks), or the session has stopped.
+    pub fn add_torrent(&self, torrent: TorrentConfig) -> Result<(), SessionError> {
+        let hash = *torrent.metainfo.info_hash.as_bytes();
+        let mut torrents = self.lock_torrents();
+        if torrents.contains(&hash) {
+            return Err(SessionError::Duplicate(torrent.metainfo.info_hash));
+        }
+        self.send(&hash, ShardCommand::Add(Box::new(torrent)))?;
+        torrents.insert(hash);
+        Ok(())
+    }
+
+    /// Removes a torrent: it stops as at shutdown (connections closed, `stopped` announced, final resume write) and
+    /// reports a last status with [`Activity::Stopped`]. Returns once the command is queued. After it the info-hash
+    /// may be added again (the new instance waits for the old one's shutdown).
+    pub fn remove_torrent(&self, info_hash: &[u8; 20]) -> Result<(), SessionError> {
+        let mut torrents = self.lock_torrents();
+        if !torrents.contains(info_hash) {
+            return Err(SessionError::UnknownTorrent(
+                info_hash.iter().map(|b| format!("{b:02x}")).collect(),
+            ));
+        }
+        self.send(info_hash, ShardCommand::Remove(*info_hash))?;
+        torrents.remove(info_hash);
+        Ok(())
+    }
+
+    fn lock_torrents(&self) -> std::sync::MutexGuard<'_, HashSet<[u8; 20]>> {
+        // The set is only ever updated after a successful send: a poisoned lock still holds a consistent set.
+        self.torrents.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn send(&self, hash: &[u8; 20], command: ShardCommand) -> Result<(), SessionError> {
+        if self.shared.stop.load(Ordering::SeqCst) {
+            return Err(SessionError::Stopped);
+        }
+        let shard = shard_for_key(hash, self.commands.len());
+        self.commands[shard].try_send(command).map_err(|e| match e {
+            TrySendError::Full(_) => SessionError::CommandsFull { shard },
+            TrySendError::Disconnected(_) => SessionError::Stopped,
+        })
     }
 
     /// True once the shards have all returned.
@@ -413,7 +484,8 @@ impl SessionHandle {
 pub struct Session;
 
 impl Session {
-    /// Binds the listening port and starts the shard pool with `torrents`. Returns at once.
+    /// Binds the listening port and starts the shard pool with `torrents` (more can be added and removed later:
+    /// [`SessionHandle::add_torrent`], [`SessionHandle::remove_torrent`]). Returns at once.
     pub fn start(
         config: SessionConfig,
         torrents: Vec<TorrentConfig>,
@@ -450,19 +522,26 @@ impl Session {
             listen_port,
         });
         let mut per_shard: Vec<Vec<TorrentConfig>> = (0..shards).map(|_| Vec::new()).collect();
+        let mut known = HashSet::new();
         for t in torrents {
+            known.insert(*t.metainfo.info_hash.as_bytes());
             let owner = shard_for_key(t.metainfo.info_hash.as_bytes(), shards);
             per_shard[owner].push(t);
         }
         let meshes = cyclone_shard::mesh::mesh::<Handoff, bool>(shards, MESH_CAPACITY);
+        let (command_txs, command_rxs): (Vec<_>, Vec<_>) = (0..shards)
+            .map(|_| std::sync::mpsc::sync_channel(COMMAND_CHANNEL_CAPACITY))
+            .unzip();
         let inputs: Vec<ShardInput> = listeners
             .into_iter()
             .zip(meshes)
             .zip(per_shard)
-            .map(|((listener, mesh), torrents)| ShardInput {
+            .zip(command_rxs)
+            .map(|(((listener, mesh), torrents), commands)| ShardInput {
                 listener,
                 mesh,
                 torrents,
+                commands,
                 shared: shared.clone(),
             })
             .collect();
@@ -479,6 +558,8 @@ impl Session {
             shared,
             status,
             thread: Some(thread),
+            commands: command_txs,
+            torrents: Mutex::new(known),
         })
     }
 }

@@ -22,13 +22,14 @@ use crate::piece_map::PieceMap;
 use crate::rate::RateMeasure;
 use crate::requester::{pipeline_depth, Requester, MAX_PEERS_PER_TORRENT};
 use crate::storage::recheck::recheck_untrusted;
-use crate::storage::{FilePool, RecheckOptions, Storage};
+use crate::storage::{RecheckOptions, Storage};
 use crate::upload::UploadQueue;
 use crate::wire::{BlockRequest, Message};
 
-use super::assembly::{PieceAssembly, PieceMemory};
+use super::assembly::PieceAssembly;
 use super::finish::{FinishQueue, Verdict};
-use super::limits::{ShardLimits, TorrentLimits};
+use super::limits::TorrentLimits;
+use super::listen::ShardResources;
 use super::resume_io::Resume;
 use super::stop_signal::StopSignal;
 use super::{
@@ -152,8 +153,14 @@ pub(super) struct Torrent {
     pub st: RefCell<TorrentState>,
     /// Completed pieces waiting to be hashed and written (see `finish.rs`).
     pub finish: FinishQueue,
-    /// The session's stop, seen at once rather than at the next tick.
+    /// The session's stop or this torrent's removal, seen at once rather than at the next tick.
     pub stop: StopSignal,
+    /// Fired when [`Torrent::run`] has returned (shutdown complete): a re-added torrent with the same info-hash
+    /// waits for it before it starts on the same files.
+    pub ended: StopSignal,
+    /// The shard's start-up check permit: one torrent of a shard checks its data at a time (BitTornado checks one
+    /// torrent at a time).
+    check_lock: Rc<glommio::sync::Semaphore>,
     /// One resume write at a time (periodic, completion and final writes never interleave their renames).
     pub resume_lock: glommio::sync::Semaphore,
 }
@@ -163,11 +170,11 @@ impl Torrent {
     pub fn new(
         config: TorrentConfig,
         shared: Arc<Shared>,
-        pool: Rc<FilePool>,
-        memory: Rc<PieceMemory>,
-        stop: StopSignal,
-        shard_limits: Rc<ShardLimits>,
+        res: &ShardResources,
     ) -> Result<Torrent, Box<TorrentStatus>> {
+        let pool = res.pool.clone();
+        let memory = res.memory.clone();
+        let shard_limits = res.limits.clone();
         let info_hash = *config.metainfo.info_hash.as_bytes();
         let fail = |msg: String| {
             Box::new(TorrentStatus {
@@ -280,14 +287,18 @@ impl Torrent {
             piece_priorities,
             st: RefCell::new(st),
             finish: FinishQueue::new(),
-            stop,
+            stop: res.stop.child(),
+            ended: StopSignal::new(),
+            check_lock: res.check_lock.clone(),
             resume_lock: glommio::sync::Semaphore::new(1),
         })
     }
 
-    /// The session is stopping or the torrent failed: no new connections, announce `stopped`.
+    /// The session is stopping, the torrent was removed or it failed: no new connections, announce `stopped`.
     pub fn stopping(&self) -> bool {
-        self.shared.stop.load(Ordering::Relaxed) || self.st.borrow().error.is_some()
+        self.stop.is_fired()
+            || self.shared.stop.load(Ordering::Relaxed)
+            || self.st.borrow().error.is_some()
     }
 
     /// Whether incoming connections are taken now (checked and not stopping).
@@ -400,6 +411,9 @@ impl Torrent {
         let have = match trusted {
             Some(have) if skip_check => have,
             trusted => {
+                // One check at a time per shard (BitTornado's launchmany queues hash checks the same way): parallel
+                // checks of torrents on one disk only make every one of them slower.
+                let _permit = self.check_lock.acquire_permit(1).await;
                 let paths = self.data_paths();
                 let probe = glommio::executor()
                     .spawn_blocking(move || {
@@ -481,10 +495,15 @@ impl Torrent {
             .collect()
     }
 
-    fn fail(&self, msg: String) {
+    pub(super) fn fail(&self, msg: String) {
         let mut st = self.st.borrow_mut();
         st.error = Some(msg);
         st.activity = Activity::Failed;
+    }
+
+    /// Ended without running (removed before it started).
+    pub(super) fn mark_stopped(&self) {
+        self.st.borrow_mut().activity = Activity::Stopped;
     }
 
     /// Registers a connection whose handshake completed; returns its key, or `None` if the torrent is full.
