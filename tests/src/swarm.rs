@@ -167,11 +167,16 @@ pub fn listening_port(log: &Path) -> u16 {
 
 /// `cyclone download` with loopback settings, in `workdir` (the payload lands in `workdir/payload`).
 pub fn cyclone_download(f: &Fixture, workdir: &Path, extra: &[&str]) -> Command {
+    cyclone_download_torrent(&f.torrent, workdir, extra)
+}
+
+/// [`cyclone_download`] for another torrent than the fixture's.
+pub fn cyclone_download_torrent(torrent: &Path, workdir: &Path, extra: &[&str]) -> Command {
     std::fs::create_dir_all(workdir).unwrap();
     let mut cmd = Command::new(cyclone_bin());
     cmd.current_dir(workdir)
         .arg("download")
-        .arg(&f.torrent)
+        .arg(torrent)
         .args(["--bind", "127.0.0.1", "--minport", "0", "--json"])
         .args(["--display_interval", "1", "--min_announce_interval", "2"])
         .arg("--resume_dir")

@@ -23,6 +23,11 @@ pub const ALIASES: &[(&str, Handler, &str)] = &[
         "download or seed one torrent (same as `cyclone download`, BitTornado's status block)",
     ),
     (
+        "btlaunchmany",
+        crate::bittornado_launchmany::btlaunchmany,
+        "download and seed every torrent of a watched directory (same as `cyclone launchmany`)",
+    ),
+    (
         "bttrack",
         crate::commands::tracker::bttrack,
         "BitTornado's tracker, with bttrack's options (same as `cyclone tracker`)",

@@ -21,6 +21,9 @@ pub struct Cli {
 pub enum Command {
     /// Download (or seed, when complete) one torrent (btdownloadheadless).
     Download(commands::download::DownloadArgs),
+    /// Download and seed every .torrent in a directory, watching it for new, changed and removed files
+    /// (btlaunchmany).
+    Launchmany(commands::launchmany::LaunchmanyArgs),
     /// Run the HTTP tracker (port 6969, state in ./cyclone-tracker.dfile, unless bttrack options say otherwise).
     Tracker(commands::tracker::TrackerArgs),
     /// Describe torrent files: info-hash, files, sizes, trackers (BitTornado's btshowmetainfo layout, or --json).

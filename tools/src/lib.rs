@@ -5,6 +5,7 @@
 pub mod aliases;
 pub mod bittornado_args;
 pub mod bittornado_download;
+pub mod bittornado_launchmany;
 pub mod bittornado_metainfo_tools;
 pub mod cli;
 pub mod commands;
@@ -12,6 +13,7 @@ pub mod download_options;
 pub mod error;
 pub mod output_file;
 pub mod progress_bar;
+pub mod torrent_dir;
 pub mod torrent_edit;
 pub mod torrent_file;
 pub mod url_lists;
@@ -61,6 +63,7 @@ pub fn main_entry() -> ExitCode {
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Download(args) => commands::download::run(&args),
+        Command::Launchmany(args) => commands::launchmany::run(&args),
         Command::Tracker(args) => commands::tracker::run(&args),
         Command::Show(args) => commands::show::run(&args),
         Command::Magnet(args) => commands::magnet::run(&args),

@@ -85,7 +85,7 @@ pub fn run(args: &DownloadArgs) -> Result<(), CliError> {
 }
 
 /// Set by SIGINT/SIGTERM: stop cleanly (announce `stopped`, write the resume record).
-static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+pub(crate) static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_stop_signal(_signal: libc::c_int) {
     if STOP_REQUESTED.swap(true, Ordering::SeqCst) {
@@ -95,7 +95,7 @@ extern "C" fn on_stop_signal(_signal: libc::c_int) {
     }
 }
 
-fn install_stop_signals() {
+pub(crate) fn install_stop_signals() {
     let handler: extern "C" fn(libc::c_int) = on_stop_signal;
     for sig in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: the handler only touches an atomic and calls _exit, both async-signal-safe.
@@ -231,32 +231,7 @@ impl Printer {
         }
         self.last_print = Some(now);
         if self.json {
-            let v = serde_json::json!({
-                "event": "status",
-                "info_hash": hex(&s.info_hash),
-                "activity": activity_name(s.activity),
-                "resumed": s.resumed,
-                "resume_record": resume_record_name(s.resume_record),
-                "pieces_trusted": s.pieces_trusted,
-                "pieces_rechecked": s.pieces_rechecked,
-                "checking": match s.activity { Activity::Checking(f) => Some(f), _ => None },
-                "percent_done": (fraction * 1000.0).round() / 10.0,
-                "have_bytes": s.have_bytes,
-                "total_bytes": s.total_length,
-                "pieces_have": s.pieces_have,
-                "piece_count": s.piece_count,
-                "download_rate": s.download_rate,
-                "upload_rate": s.upload_rate,
-                "downloaded": s.downloaded,
-                "uploaded": s.uploaded,
-                "seeds": s.seeds,
-                "distributed_copies": s.distributed_copies,
-                "peers": s.peers,
-                "hash_failures": s.hash_failures,
-                "banned_peers": s.banned_peers,
-                "tracker_message": s.tracker_message,
-                "error": s.error,
-            });
+            let v = status_json(s);
             println!("{v}");
             return;
         }
@@ -329,6 +304,41 @@ impl Printer {
         ));
         println!("{out}");
     }
+}
+
+/// One status report as the `--json` line of `cyclone download` (and `cyclone launchmany`).
+pub(crate) fn status_json(s: &TorrentStatus) -> serde_json::Value {
+    let fraction = if s.total_length == 0 {
+        1.0
+    } else {
+        s.have_bytes as f64 / s.total_length as f64
+    };
+    serde_json::json!({
+        "event": "status",
+        "info_hash": hex(&s.info_hash),
+        "activity": activity_name(s.activity),
+        "resumed": s.resumed,
+        "resume_record": resume_record_name(s.resume_record),
+        "pieces_trusted": s.pieces_trusted,
+        "pieces_rechecked": s.pieces_rechecked,
+        "checking": match s.activity { Activity::Checking(f) => Some(f), _ => None },
+        "percent_done": (fraction * 1000.0).round() / 10.0,
+        "have_bytes": s.have_bytes,
+        "total_bytes": s.total_length,
+        "pieces_have": s.pieces_have,
+        "piece_count": s.piece_count,
+        "download_rate": s.download_rate,
+        "upload_rate": s.upload_rate,
+        "downloaded": s.downloaded,
+        "uploaded": s.uploaded,
+        "seeds": s.seeds,
+        "distributed_copies": s.distributed_copies,
+        "peers": s.peers,
+        "hash_failures": s.hash_failures,
+        "banned_peers": s.banned_peers,
+        "tracker_message": s.tracker_message,
+        "error": s.error,
+    })
 }
 
 /// BitTornado's `fmttime`.

@@ -5,6 +5,7 @@ pub mod completedir;
 pub mod copyannounce;
 pub mod download;
 pub mod edit;
+pub mod launchmany;
 pub mod magnet;
 pub mod make;
 pub mod reannounce;
