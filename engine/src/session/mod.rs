@@ -9,7 +9,8 @@
 //! unknown info-hash is closed.
 //!
 //! The caller sees the session through [`SessionHandle`]: a bounded channel of [`TorrentStatus`] reports (one per
-//! torrent every `display_interval`), a stop flag and `join`.
+//! torrent every `display_interval`), a stop flag and `join`, and `add_torrent` / `remove_torrent` while it runs
+//! (through a bounded command channel per shard, drained by the shard's 20 ms stop watcher).
 //!
 //! Invariants: nothing blocks an executor (resume files and DNS go to glommio's blocking pool); a torrent's state is
 //! touched only by its shard; every queue is bounded (status channel, known-peer list, outgoing buffer per peer,
