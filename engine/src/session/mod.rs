@@ -41,8 +41,10 @@ use cyclone_shard::{shard_for_key, ShardPool, ShardPoolConfig};
 use crate::global_rate::SharedBucket;
 use crate::storage::{FileLayout, FileSpec, StorageError};
 
-/// Capacity of the status channel to the caller; reports beyond it are dropped (the next one replaces them).
-const STATUS_CHANNEL_CAPACITY: usize = 64;
+/// Capacity of the status channel to the caller (a few reports per torrent of a large launchmany session, ~300
+/// bytes each); periodic reports beyond it are dropped (the next one replaces them), a torrent's last report waits
+/// for room a little (`Torrent::report_final`).
+const STATUS_CHANNEL_CAPACITY: usize = 4096;
 /// Verified bytes since the last resume write that trigger the next one before `resume_interval` is up (at most one
 /// write per [`MIN_RESUME_GAP`]): after a crash, at most about this much, or `resume_interval`'s worth, is
 /// downloaded again.

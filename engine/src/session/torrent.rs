@@ -47,6 +47,8 @@ pub(super) const MAX_OUTGOING_BYTES: usize = 4 << 20;
 const PEER_TASKS_GRACE: Duration = Duration::from_secs(10);
 /// How often the torrent tick runs.
 const TICK: Duration = Duration::from_millis(250);
+/// How long a torrent's last report waits for room in a full status channel.
+const FINAL_REPORT_PATIENCE: Duration = Duration::from_secs(2);
 /// Bad pieces a sole sender may send before it is closed and banned (BitTornado kicks at more than one).
 const MAX_BAD_PIECES_PER_PEER: u32 = 1;
 /// Most banned peer ids and addresses kept per torrent.
@@ -332,7 +334,7 @@ impl Torrent {
     pub async fn run(self: Rc<Self>) {
         if let Err(msg) = self.start_up().await {
             self.fail(msg);
-            self.report();
+            self.report_final().await;
             return;
         }
         let tracker = glommio::spawn_local(super::tracker::run(self.clone()));
@@ -385,7 +387,7 @@ impl Torrent {
         if self.st.borrow().error.is_none() {
             self.st.borrow_mut().activity = Activity::Stopped;
         }
-        self.report();
+        self.report_final().await;
     }
 
     /// After `close_all`: waits (at most `PEER_TASKS_GRACE`) until every connection's task has removed its peer,
@@ -865,6 +867,30 @@ impl Torrent {
 
     /// Sends a status report to the caller (dropped if the channel is full).
     pub fn report(&self) {
+        let _ = self.shared.status_tx.try_send(self.status());
+    }
+
+    /// The last report of a torrent that stops or fails: unlike periodic reports (the next one replaces a dropped
+    /// one), nothing would replace it, so a full channel is retried for up to [`FINAL_REPORT_PATIENCE`] before the
+    /// report is given up (the executor is never blocked).
+    pub async fn report_final(&self) {
+        let mut status = self.status();
+        let start = Instant::now();
+        loop {
+            match self.shared.status_tx.try_send(status) {
+                Ok(()) => return,
+                Err(std::sync::mpsc::TrySendError::Full(s))
+                    if start.elapsed() < FINAL_REPORT_PATIENCE =>
+                {
+                    status = s;
+                    glommio::timer::sleep(Duration::from_millis(10)).await;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn status(&self) -> TorrentStatus {
         let now = Instant::now();
         let mut st = self.st.borrow_mut();
         let n = self.map.piece_count();
@@ -925,7 +951,7 @@ impl Torrent {
             tracker_message: st.tracker_message.clone(),
             error: st.error.clone(),
         };
-        let _ = self.shared.status_tx.try_send(status);
+        status
     }
 }
 
