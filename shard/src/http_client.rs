@@ -156,7 +156,9 @@ pub fn parse_answer(bytes: &[u8]) -> Result<HttpAnswer, HttpClientError> {
                 .and_then(|s| s.trim().parse().ok())
                 .ok_or(HttpClientError::Malformed("bad Content-Length"))?;
             if n > body.len() {
-                return Err(HttpClientError::Malformed("body shorter than Content-Length"));
+                return Err(HttpClientError::Malformed(
+                    "body shorter than Content-Length",
+                ));
             }
             body = &body[..n];
         }
@@ -261,7 +263,10 @@ mod tests {
             ("127.0.0.1", 6969, "/announce")
         );
         let u = HttpUrl::parse("HTTP://[::1]/a?x=1").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.target.as_str()), ("::1", 80, "/a?x=1"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.target.as_str()),
+            ("::1", 80, "/a?x=1")
+        );
         assert_eq!(u.host_header(), "[::1]");
         let u = HttpUrl::parse("http://tracker.example:81?x").unwrap();
         assert_eq!(u.target, "/?x");

@@ -66,6 +66,27 @@ struct ParsedTorrent {
     controls: (Option<String>, Option<String>),
     /// Whether it has an `announce-list` (for multitracker_allowed=autodetect).
     multitracker: bool,
+    /// The `announce-list` URLs, flattened, deduplicated, bounded (for multitracker polling).
+    announce_urls: Vec<String>,
+}
+
+/// Most announce-list URLs kept per torrent, and the longest URL kept (multitracker polling).
+pub const MAX_ANNOUNCE_URLS: usize = 64;
+pub const MAX_ANNOUNCE_URL_LEN: usize = 1024;
+
+fn announce_urls(tiers: &[Vec<String>]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for url in tiers.iter().flatten() {
+        let url = url.trim();
+        if url.is_empty() || url.len() > MAX_ANNOUNCE_URL_LEN || out.iter().any(|u| u == url) {
+            continue;
+        }
+        if out.len() == MAX_ANNOUNCE_URLS {
+            break;
+        }
+        out.push(url.to_string());
+    }
+    out
 }
 
 fn parse_torrent(bytes: &[u8]) -> Option<ParsedTorrent> {
@@ -84,6 +105,7 @@ fn parse_torrent(bytes: &[u8]) -> Option<ParsedTorrent> {
         size: m.info.total_length(),
         controls: (text(b"failure reason"), text(b"warning message")),
         multitracker: !m.announce_list.is_empty(),
+        announce_urls: announce_urls(&m.announce_list),
     })
 }
 
@@ -184,6 +206,9 @@ pub fn scan_dir(dir: &Path, cache: &mut DirCache, first: bool) -> Option<Allowed
                 set.sizes.insert(ih, t.size);
                 if t.multitracker {
                     set.multitracker.insert(ih);
+                    if !t.announce_urls.is_empty() {
+                        set.announce_lists.insert(ih, t.announce_urls.clone());
+                    }
                 }
                 if t.controls.0.is_some() || t.controls.1.is_some() {
                     set.controls.insert(ih, t.controls.clone());

@@ -34,14 +34,14 @@ const OPTIONS: &[(&str, Def, &str)] = &[
     ("allowed_dir", Def::Str(""), "only allow downloads for .torrents in this dir"),
     ("allowed_list", Def::Str(""), "only allow downloads for hashes in this list (hex format, one per line)"),
     ("allowed_controls", Def::Int(0), "allow special keys in torrents in the allowed_dir to affect tracker access"),
-    ("multitracker_enabled", Def::Int(0), "whether to enable multitracker operation"),
+    ("multitracker_enabled", Def::Int(0), "whether to enable multitracker operation (with allowed_dir: poll the other http:// trackers in allowed torrents' announce-lists and list their peers to our clients)"),
     ("multitracker_allowed", Def::Str("autodetect"), "whether to allow incoming tracker announces (can be none, autodetect or all)"),
-    ("multitracker_reannounce_interval", Def::Int(120), "seconds between outgoing tracker announces"),
-    ("multitracker_maxpeers", Def::Int(20), "number of peers to get in a tracker announce"),
+    ("multitracker_reannounce_interval", Def::Int(120), "seconds between outgoing tracker announces (also the interval told to polling trackers)"),
+    ("multitracker_maxpeers", Def::Int(20), "number of peers to get in a tracker announce (numwant of our polls)"),
     ("aggregate_forward", Def::Str(""), "format: <url>[,<password>] - if set, forwards all non-multitracker to this url with this optional password"),
     ("aggregator", Def::Str("0"), "whether to act as a data aggregator rather than a tracker. If enabled, may be 1, or <password>"),
     ("hupmonitor", Def::Int(0), "whether to reopen the log file upon receipt of HUP signal"),
-    ("http_timeout", Def::Int(60), "number of seconds to wait before assuming that an http connection has timed out"),
+    ("http_timeout", Def::Int(60), "number of seconds to wait before assuming that an http connection has timed out (our outgoing multitracker polls)"),
     ("parse_dir_interval", Def::Int(60), "seconds between reloading of allowed_dir or allowed_file and allowed_ips and banned_ips lists"),
     ("show_infopage", Def::Int(1), "whether to display an info page when the tracker's root dir is loaded"),
     ("infopage_redirect", Def::Str(""), "a URL to redirect the info page to"),
@@ -281,7 +281,14 @@ impl TrackerConfig {
             allowed_list: path("allowed_list")?,
             allowed_controls: flag("allowed_controls")?,
             multitracker_enabled: flag("multitracker_enabled")?,
-            multitracker_allowed: string("multitracker_allowed")?,
+            multitracker_allowed: match string("multitracker_allowed")?.as_str() {
+                m @ ("none" | "autodetect" | "all") => m.to_string(),
+                other => {
+                    return Err(ConfigError::Bad(format!(
+                        "wrong format of --multitracker_allowed - must be none, autodetect or all, not {other}"
+                    )))
+                }
+            },
             multitracker_reannounce_interval: uint("multitracker_reannounce_interval", 1 << 31)?,
             multitracker_maxpeers: uint("multitracker_maxpeers", 10_000)?,
             aggregate_forward: string("aggregate_forward")?,
