@@ -79,6 +79,10 @@ pub(crate) struct Shared {
     ip_filter: Option<Arc<IpFilter>>,
     /// `--aggregate_forward`, resolved at start.
     forward: Option<crate::aggregate_forward::ForwardTarget>,
+    /// The allowed set as the dfile keeps it (bttrack's `allowed*` keys).
+    allowed_persisted: Arc<Mutex<crate::allowed::Persisted>>,
+    /// The allowed_dir scan cache of the start-up scan, taken by the reload loop.
+    dir_cache: Mutex<Option<crate::allowed::DirCache>>,
     /// This tracker's peer id in its multitracker polls (bttrack's `trackerid`).
     tracker_id: crate::multitracker::TrackerId,
     /// The addresses actually listened on (port 0 resolved), so polls never target ourselves.
@@ -218,7 +222,13 @@ pub fn run(config: TrackerConfig) -> Result<(), TrackerError> {
         "" => None,
         spec => Some(crate::aggregate_forward::parse(spec)?),
     };
-    let allowed = crate::allowed::initial(&config)?;
+    let (allowed, dir_cache, persisted) = crate::allowed::initial(
+        &config,
+        &crate::allowed::Persisted {
+            dir: loaded.allowed_dir.clone(),
+            list: loaded.allowed_list.clone(),
+        },
+    )?;
     if config.multitracker_enabled
         && (config.allowed_dir.is_none() || config.allowed_list.is_some())
     {
@@ -241,6 +251,8 @@ pub fn run(config: TrackerConfig) -> Result<(), TrackerError> {
         allowed: Mutex::new(allowed),
         ip_filter,
         forward,
+        allowed_persisted: Arc::new(Mutex::new(persisted)),
+        dir_cache: Mutex::new(Some(dir_cache)),
         tracker_id: crate::multitracker::new_tracker_id(),
         self_addrs,
     });
@@ -453,9 +465,17 @@ async fn shard_main(
         .detach();
     }
     if shard == 0 {
+        let cache = shared
+            .dir_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_default();
         glommio::spawn_local(crate::allowed::reload_loop(
             router.clone(),
             shared.config.clone(),
+            cache,
+            shared.allowed_persisted.clone(),
         ))
         .detach();
         glommio::spawn_local(crate::allowed::ip_lists_loop(
@@ -521,7 +541,16 @@ async fn save_dfile(
             parts.push(d);
         }
     }
-    let bytes = dfile::encode(&dfile::merge(parts));
+    let mut state = dfile::merge(parts);
+    {
+        let p = shared
+            .allowed_persisted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        state.allowed_dir = p.dir.clone();
+        state.allowed_list = p.list.clone();
+    }
+    let bytes = dfile::encode(&state);
     let path = shared.config.dfile.clone();
     glommio::executor()
         .spawn_blocking(move || dfile::save_atomic(&path, &bytes))
