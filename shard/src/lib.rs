@@ -10,6 +10,7 @@
 //! - [`listener`]: one `SO_REUSEPORT` TCP listener per shard on the same address.
 //! - [`http`]: a small HTTP/1.1 server loop (httparse fast path, bounded buffers, idle timeout,
 //!   keep-alive and pipelining) that the tracker's hot path and its info page share.
+//! - [`http_client`]: a bounded HTTP/1.0 GET client for a service's own outgoing requests.
 //! - [`hyper_glue`]: the same server on hyper 1.x, kept to measure against the httparse loop.
 //! - [`dma_probe`]: the workaround for glommio 0.9's DMA iopoll probe trap.
 //!
@@ -20,6 +21,7 @@
 pub mod dma_probe;
 pub mod error;
 pub mod http;
+pub mod http_client;
 pub mod hyper_glue;
 pub mod listener;
 pub mod memlock;

@@ -1,8 +1,13 @@
 //! The dfile: bttrack's persistent state (`reference/seeds-behaviour.md` §2).
 //!
-//! Format: one bencoded dict `{'completed': {ih: n}, 'peers': {ih: {peer_id: peerinfo}}}` (plus
-//! `allowed`/`allowed_list` keys in restricted modes, which we skip on read), peerinfo being
-//! `{ip, port, left, supportcrypto, requirecrypto[, key][, 'given ip'][, nat]}`.
+//! Format: one bencoded dict `{'completed': {ih: n}, 'peers': {ih: {peer_id: peerinfo}}}`, peerinfo
+//! being `{ip, port, left, supportcrypto, requirecrypto[, key][, 'given ip'][, nat]}`, plus in
+//! restricted modes bttrack's `allowed` (`{ih: parsedir entry}`) and `allowed_dir_files`
+//! (`{path: [[mtime, size], ih or 0]}`) with allowed_dir, or `allowed_list` (`{ih: 1}`) with
+//! allowed_list. Those are read back: unchanged allowed_dir files are not re-parsed at start, and
+//! the allowed_list is the fallback when its file cannot be read. Their entries are read
+//! leniently (a malformed one is skipped: at worst the file is parsed again), so dfiles from before
+//! they were written, or from bttrack, load.
 //!
 //! Reading is lenient where the intended behaviour needs it: the PHP tracker's dialect (no crypto
 //! keys: read as 0) and the old flat format (no `peers` key: the whole dict is the peers map) load.
@@ -10,7 +15,7 @@
 //! and reports it. Writing is atomic: temp file in the same directory, fsync, rename, fsync of the
 //! directory, so a crash (even SIGKILL) mid-save leaves the old or the new file, never a mix.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -29,6 +34,171 @@ pub struct DfileState {
     pub completed: BTreeMap<InfoHash, u64>,
     /// Peers skipped at load because their `ip` was not an IP address (hostnames in old files).
     pub skipped_peers: usize,
+    /// `allowed` + `allowed_dir_files` (allowed_dir mode).
+    pub allowed_dir: Option<AllowedDirState>,
+    /// `allowed_list` (allowed_list mode).
+    pub allowed_list: Option<BTreeSet<InfoHash>>,
+}
+
+/// One allowed .torrent as bttrack's `allowed` entry records it (parsedir's fields; `type` is
+/// always `torrent`). Bytes, not strings, so what is read is written back unchanged.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AllowedEntry {
+    pub path: Vec<u8>,
+    pub file: Vec<u8>,
+    pub name: Vec<u8>,
+    pub length: u64,
+    pub numfiles: u64,
+    pub failure_reason: Option<Vec<u8>>,
+    pub warning_message: Option<Vec<u8>>,
+    pub announce_list: Option<Vec<Vec<Vec<u8>>>>,
+}
+
+/// allowed_dir's scan state as the dfile keeps it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AllowedDirState {
+    /// `allowed`: the torrents served.
+    pub allowed: BTreeMap<InfoHash, AllowedEntry>,
+    /// `allowed_dir_files`: path → (mtime in whole seconds, size, info-hash, or `None` for a file
+    /// that did not parse).
+    pub files: BTreeMap<Vec<u8>, (i64, u64, Option<InfoHash>)>,
+}
+
+fn write_allowed_dir(out: &mut Vec<u8>, a: &AllowedDirState) {
+    write_bytes(out, b"allowed");
+    out.push(b'd');
+    for (ih, e) in &a.allowed {
+        write_bytes(out, ih);
+        out.push(b'd');
+        if let Some(tiers) = &e.announce_list {
+            write_bytes(out, b"announce-list");
+            out.push(b'l');
+            for tier in tiers {
+                out.push(b'l');
+                for u in tier {
+                    write_bytes(out, u);
+                }
+                out.push(b'e');
+            }
+            out.push(b'e');
+        }
+        if let Some(f) = &e.failure_reason {
+            write_bytes(out, b"failure reason");
+            write_bytes(out, f);
+        }
+        write_bytes(out, b"file");
+        write_bytes(out, &e.file);
+        write_bytes(out, b"length");
+        write_int(out, e.length.min(i64::MAX as u64) as i64);
+        write_bytes(out, b"name");
+        write_bytes(out, &e.name);
+        write_bytes(out, b"numfiles");
+        write_int(out, e.numfiles.min(i64::MAX as u64) as i64);
+        write_bytes(out, b"path");
+        write_bytes(out, &e.path);
+        write_bytes(out, b"type");
+        write_bytes(out, b"torrent");
+        if let Some(w) = &e.warning_message {
+            write_bytes(out, b"warning message");
+            write_bytes(out, w);
+        }
+        out.push(b'e');
+    }
+    out.push(b'e');
+    write_bytes(out, b"allowed_dir_files");
+    out.push(b'd');
+    for (path, (mtime, size, ih)) in &a.files {
+        write_bytes(out, path);
+        out.extend_from_slice(b"ll");
+        write_int(out, *mtime);
+        write_int(out, (*size).min(i64::MAX as u64) as i64);
+        out.push(b'e');
+        match ih {
+            Some(h) => write_bytes(out, h),
+            None => write_int(out, 0),
+        }
+        out.push(b'e');
+    }
+    out.push(b'e');
+}
+
+fn read_allowed_entry(v: &Value<'_>) -> Option<AllowedEntry> {
+    let bytes = |k: &[u8]| v.get(k).and_then(|x| x.as_bytes()).map(<[u8]>::to_vec);
+    let uint = |k: &[u8]| {
+        v.get(k)
+            .and_then(|x| x.as_int())
+            .and_then(|i| u64::try_from(i).ok())
+    };
+    let announce_list = match v.get(b"announce-list") {
+        None => None,
+        Some(l) => {
+            let mut tiers = Vec::new();
+            for t in l.as_list()? {
+                let mut tier = Vec::new();
+                for u in t.as_list()? {
+                    tier.push(u.as_bytes()?.to_vec());
+                }
+                tiers.push(tier);
+            }
+            Some(tiers)
+        }
+    };
+    let opt_bytes = |k: &[u8]| match v.get(k) {
+        None => Some(None),
+        Some(x) => x.as_bytes().map(|b| Some(b.to_vec())),
+    };
+    Some(AllowedEntry {
+        path: bytes(b"path")?,
+        file: bytes(b"file")?,
+        name: bytes(b"name")?,
+        length: uint(b"length")?,
+        numfiles: uint(b"numfiles")?,
+        failure_reason: opt_bytes(b"failure reason")?,
+        warning_message: opt_bytes(b"warning message")?,
+        announce_list,
+    })
+}
+
+fn read_file_record(v: &Value<'_>) -> Option<(i64, u64, Option<InfoHash>)> {
+    let l = v.as_list()?;
+    let [stamp, ih] = l else { return None };
+    let [mtime, size] = stamp.as_list()? else {
+        return None;
+    };
+    let ih = match (ih.as_bytes(), ih.as_int()) {
+        (Some(b), _) => Some(<[u8; 20]>::try_from(b).ok()?),
+        (_, Some(0)) => None,
+        _ => return None,
+    };
+    Some((mtime.as_int()?, u64::try_from(size.as_int()?).ok()?, ih))
+}
+
+/// Reads `allowed`, `allowed_dir_files` and `allowed_list`, skipping malformed entries.
+fn read_allowed_keys(top: &Value<'_>, state: &mut DfileState) {
+    let files = top.get(b"allowed_dir_files").and_then(|v| v.as_dict());
+    if let Some(files) = files {
+        let mut a = AllowedDirState::default();
+        for (path, rec) in files {
+            if let Some(r) = read_file_record(rec) {
+                a.files.insert(path.to_vec(), r);
+            }
+        }
+        if let Some(allowed) = top.get(b"allowed").and_then(|v| v.as_dict()) {
+            for (ih, e) in allowed {
+                if let (Ok(ih), Some(e)) = (<[u8; 20]>::try_from(*ih), read_allowed_entry(e)) {
+                    a.allowed.insert(ih, e);
+                }
+            }
+        }
+        state.allowed_dir = Some(a);
+    }
+    if let Some(list) = top.get(b"allowed_list").and_then(|v| v.as_dict()) {
+        state.allowed_list = Some(
+            list.iter()
+                .filter_map(|(ih, _)| <[u8; 20]>::try_from(*ih).ok())
+                .collect(),
+        );
+    }
 }
 
 /// Why a dfile was rejected.
@@ -45,6 +215,18 @@ pub fn encode(state: &DfileState) -> Vec<u8> {
     let mut out =
         Vec::with_capacity(64 + state.peers.values().map(|v| v.len() * 120).sum::<usize>());
     out.push(b'd');
+    if let Some(a) = &state.allowed_dir {
+        write_allowed_dir(&mut out, a);
+    }
+    if let Some(list) = &state.allowed_list {
+        write_bytes(&mut out, b"allowed_list");
+        out.push(b'd');
+        for ih in list {
+            write_bytes(&mut out, ih);
+            write_int(&mut out, 1);
+        }
+        out.push(b'e');
+    }
     write_bytes(&mut out, b"completed");
     out.push(b'd');
     for (ih, n) in &state.completed {
@@ -219,6 +401,7 @@ pub fn decode(bytes: &[u8], use_given_ip: bool) -> Result<DfileState, CorruptDfi
                 state.completed.insert(ih, n.max(0) as u64);
             }
         }
+        read_allowed_keys(&top, &mut state);
     }
     Ok(state)
 }
@@ -454,6 +637,53 @@ mod tests {
         flat.extend_from_slice(&pid);
         flat.extend_from_slice(b"d2:ip9:127.0.0.24:lefti0e4:porti1eeee");
         assert_eq!(decode(&flat, false).unwrap().peers[&ih].len(), 1);
+    }
+
+    #[test]
+    fn allowed_keys_round_trip_and_bad_entries_are_skipped() {
+        let mut s = DfileState::default();
+        let mut a = AllowedDirState::default();
+        a.allowed.insert(
+            [3; 20],
+            AllowedEntry {
+                path: b"/t/a.torrent".to_vec(),
+                file: b"a.torrent".to_vec(),
+                name: b"a".to_vec(),
+                length: 5000,
+                numfiles: 1,
+                failure_reason: None,
+                warning_message: Some(b"be nice".to_vec()),
+                announce_list: Some(vec![vec![b"http://x/announce".to_vec()]]),
+            },
+        );
+        a.files.insert(
+            b"/t/a.torrent".to_vec(),
+            (1_700_000_000, 321, Some([3; 20])),
+        );
+        a.files.insert(b"/t/broken.torrent".to_vec(), (5, 7, None));
+        s.allowed_dir = Some(a);
+        let bytes = encode(&s);
+        bencode::decode(&bytes).expect("canonical");
+        assert_eq!(decode(&bytes, false).unwrap(), s);
+        let l = DfileState {
+            allowed_list: Some([[4; 20], [5; 20]].into_iter().collect()),
+            ..DfileState::default()
+        };
+        let bytes = encode(&l);
+        bencode::decode(&bytes).expect("canonical");
+        assert!(bytes.starts_with(b"d12:allowed_listd20:"));
+        assert_eq!(decode(&bytes, false).unwrap(), l);
+        // bttrack's layout, with one malformed record of each kind: skipped, not fatal.
+        let mut f = b"d7:allowedd20:".to_vec();
+        f.extend_from_slice(&[6; 20]);
+        f.extend_from_slice(b"d4:file1:x6:lengthi1e4:name1:x8:numfilesi1e4:path3:/tx4:type7:torrente3:badi1ee17:allowed_dir_filesd3:/txll");
+        f.extend_from_slice(b"i10ei1ee20:");
+        f.extend_from_slice(&[6; 20]);
+        f.extend_from_slice(b"e3:/tyi1ee9:completedde5:peersdee");
+        let got = decode(&f, false).unwrap().allowed_dir.unwrap();
+        assert_eq!(got.allowed.len(), 1);
+        assert_eq!(got.files.len(), 1);
+        assert_eq!(got.files[&b"/tx".to_vec()], (10, 1, Some([6; 20])));
     }
 
     #[test]

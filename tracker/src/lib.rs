@@ -15,6 +15,7 @@ pub mod error;
 pub mod fast_hash;
 pub mod infopage;
 pub mod ip_filter;
+pub mod multitracker;
 pub mod nat_check;
 pub mod query;
 pub mod request;

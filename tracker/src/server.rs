@@ -79,6 +79,14 @@ pub(crate) struct Shared {
     ip_filter: Option<Arc<IpFilter>>,
     /// `--aggregate_forward`, resolved at start.
     forward: Option<crate::aggregate_forward::ForwardTarget>,
+    /// The allowed set as the dfile keeps it (bttrack's `allowed*` keys).
+    allowed_persisted: Arc<Mutex<crate::allowed::Persisted>>,
+    /// The allowed_dir scan cache of the start-up scan, taken by the reload loop.
+    dir_cache: Mutex<Option<crate::allowed::DirCache>>,
+    /// This tracker's peer id in its multitracker polls (bttrack's `trackerid`).
+    tracker_id: crate::multitracker::TrackerId,
+    /// The addresses actually listened on (port 0 resolved), so polls never target ourselves.
+    self_addrs: Vec<SocketAddr>,
 }
 
 thread_local! {
@@ -91,6 +99,11 @@ impl Shared {
     /// older than the first sweep, as in bttrack.
     pub(crate) fn now(&self) -> u64 {
         self.start.elapsed().as_secs() + 1
+    }
+
+    /// Whether shard 0 has asked every shard to return.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
     }
 }
 
@@ -157,6 +170,7 @@ pub fn run(config: TrackerConfig) -> Result<(), TrackerError> {
     let mut per_shard: Vec<Vec<std::net::TcpListener>> = (0..shards).map(|_| Vec::new()).collect();
     let mut udp_per_shard: Vec<Vec<std::net::UdpSocket>> =
         (0..shards).map(|_| Vec::new()).collect();
+    let mut self_addrs = Vec::with_capacity(addrs.len());
     for addr in &addrs {
         let ls = reuseport_listeners(
             *addr,
@@ -171,6 +185,7 @@ pub fn run(config: TrackerConfig) -> Result<(), TrackerError> {
             .local_addr()
             .map_err(|e| TrackerError::io("listener address", e))?;
         eprintln!("cyclone-tracker: listening on {actual} ({shards} shards)");
+        self_addrs.push(actual);
         for (i, l) in ls.into_iter().enumerate() {
             per_shard[i].push(l);
         }
@@ -207,7 +222,20 @@ pub fn run(config: TrackerConfig) -> Result<(), TrackerError> {
         "" => None,
         spec => Some(crate::aggregate_forward::parse(spec)?),
     };
-    let allowed = crate::allowed::initial(&config)?;
+    let (allowed, dir_cache, persisted) = crate::allowed::initial(
+        &config,
+        &crate::allowed::Persisted {
+            dir: loaded.allowed_dir.clone(),
+            list: loaded.allowed_list.clone(),
+        },
+    )?;
+    if config.multitracker_enabled
+        && (config.allowed_dir.is_none() || config.allowed_list.is_some())
+    {
+        eprintln!(
+            "**warning** multitracker_enabled needs allowed_dir (the trackers to poll come from its torrents' announce-lists); not polling"
+        );
+    }
     let ip_filter =
         crate::ip_filter::load(config.allowed_ips.as_deref(), config.banned_ips.as_deref())
             .map(Arc::new);
@@ -223,6 +251,10 @@ pub fn run(config: TrackerConfig) -> Result<(), TrackerError> {
         allowed: Mutex::new(allowed),
         ip_filter,
         forward,
+        allowed_persisted: Arc::new(Mutex::new(persisted)),
+        dir_cache: Mutex::new(Some(dir_cache)),
+        tracker_id: crate::multitracker::new_tracker_id(),
+        self_addrs,
     });
     let _ = std::io::stderr().flush();
     let endpoints = mesh::<ShardReq, ShardResp>(shards, MESH_CAPACITY);
@@ -414,10 +446,36 @@ async fn shard_main(
         })
         .detach();
     }
+    // Multitracker polling of this shard's torrents (bttrack §3.9).
+    if c.multitracker_enabled && c.allowed_dir.is_some() && c.allowed_list.is_none() {
+        let settings = crate::multitracker::PollSettings {
+            base: c.multitracker_reannounce_interval.max(1),
+            maxpeers: c.multitracker_maxpeers,
+            timeout: Duration::from_secs(c.http_timeout.max(1)),
+            tracker_id: shared.tracker_id,
+            self_addrs: shared.self_addrs.clone(),
+            shard,
+            shards,
+        };
+        glommio::spawn_local(crate::multitracker::run(
+            state.clone(),
+            shared.clone(),
+            settings,
+        ))
+        .detach();
+    }
     if shard == 0 {
+        let cache = shared
+            .dir_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_default();
         glommio::spawn_local(crate::allowed::reload_loop(
             router.clone(),
             shared.config.clone(),
+            cache,
+            shared.allowed_persisted.clone(),
         ))
         .detach();
         glommio::spawn_local(crate::allowed::ip_lists_loop(
@@ -483,7 +541,16 @@ async fn save_dfile(
             parts.push(d);
         }
     }
-    let bytes = dfile::encode(&dfile::merge(parts));
+    let mut state = dfile::merge(parts);
+    {
+        let p = shared
+            .allowed_persisted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        state.allowed_dir = p.dir.clone();
+        state.allowed_list = p.list.clone();
+    }
+    let bytes = dfile::encode(&state);
     let path = shared.config.dfile.clone();
     glommio::executor()
         .spawn_blocking(move || dfile::save_atomic(&path, &bytes))
@@ -657,36 +724,13 @@ impl Front {
             Err(e) => return error_response(&e),
         };
         let conn_ip = normalize(req.peer.ip());
-        if !a.compact && c.compact_reqd && conn_ip.is_ipv4() {
+        // Tracker-to-tracker polls always get compact peers, so compact_reqd does not refuse
+        // them (bttrack 0.3.18 did, since its own polls lacked compact=1: a bug master fixed).
+        if !a.compact && !a.tracker && c.compact_reqd && conn_ip.is_ipv4() {
             return error_response(&RequestError::Outdated);
         }
-        // Tracker-to-tracker polls: multitracker_allowed is forced to none without allowed_dir
-        // (or with allowed_list); autodetect admits torrents whose .torrent has an announce-list.
-        if a.tracker {
-            let mode = if c.allowed_dir.is_none() || c.allowed_list.is_some() {
-                "none"
-            } else {
-                c.multitracker_allowed.as_str()
-            };
-            match mode {
-                "all" => {}
-                "autodetect" => {
-                    let listed = self
-                        .state
-                        .borrow()
-                        .allowed
-                        .as_ref()
-                        .is_some_and(|s| s.multitracker.contains(&a.info_hash));
-                    if !listed {
-                        return failure(
-                            200,
-                            "Requested download is not authorized for multitracker use.",
-                        );
-                    }
-                }
-                _ => return failure(200, "disallowed"),
-            }
-        }
+        // bttrack's check_allowed order: aggregator password, allowed set (refused by the owner
+        // shard), then the tracker-to-tracker rules.
         // Aggregator mode (`--aggregator 1|<password>`): record, answer `{'response': 'OK'}`.
         let aggregator = c.aggregator != "0";
         if aggregator
@@ -697,6 +741,39 @@ impl Front {
                 200,
                 "Requested download is not authorized for use with this tracker.",
             );
+        }
+        // Tracker-to-tracker polls: multitracker_allowed is forced to none without allowed_dir
+        // (or with allowed_list); autodetect admits torrents whose .torrent has an announce-list;
+        // a poll carrying our own tracker id is ourselves: `disallowed`, which stops it.
+        let allowed_here = self
+            .state
+            .borrow()
+            .allowed
+            .as_ref()
+            .is_none_or(|s| s.hashes.contains(&a.info_hash));
+        if a.tracker && allowed_here {
+            let mode = if c.allowed_dir.is_none() || c.allowed_list.is_some() {
+                "none"
+            } else {
+                c.multitracker_allowed.as_str()
+            };
+            if mode == "none" || a.peer_id == self.shared.tracker_id {
+                return failure(200, "disallowed");
+            }
+            if mode == "autodetect" {
+                let listed = self
+                    .state
+                    .borrow()
+                    .allowed
+                    .as_ref()
+                    .is_some_and(|s| s.multitracker.contains(&a.info_hash));
+                if !listed {
+                    return failure(
+                        200,
+                        "Requested download is not authorized for multitracker use.",
+                    );
+                }
+            }
         }
         let (ip, local) = listed_ip(
             conn_ip,

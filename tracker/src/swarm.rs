@@ -49,6 +49,11 @@ pub struct Swarm {
     peers: Vec<Peer>,
     index: FastMap<PeerId, usize>,
     seeds: usize,
+    /// Peers learnt from other trackers (multitracker polls, bttrack §3.9): listed to this
+    /// tracker's clients like non-seeds, never to polling trackers, never counted, never saved.
+    /// `last_seen` is the clock of the poll that last returned them; peer id all zero when the
+    /// other tracker answered compact. At most [`MAX_HARVESTED_PER_SWARM`].
+    harvested: Vec<Peer>,
 }
 
 impl Swarm {
@@ -62,6 +67,11 @@ impl Swarm {
 
     pub fn leechers(&self) -> usize {
         self.peers.len() - self.seeds
+    }
+
+    /// Peers harvested from other trackers (not part of the swarm's counts).
+    pub fn harvested(&self) -> &[Peer] {
+        &self.harvested
     }
 
     /// Adds or replaces a peer (used by the dfile loader and announces).
@@ -136,6 +146,8 @@ pub struct AllowedSet {
     pub controls: HashMap<InfoHash, (Option<String>, Option<String>)>,
     /// Allowed torrents whose .torrent has an `announce-list` (multitracker_allowed=autodetect).
     pub multitracker: HashSet<InfoHash>,
+    /// Their announce-list URLs, flattened and deduplicated (multitracker polling).
+    pub announce_lists: HashMap<InfoHash, Vec<String>>,
 }
 
 /// An announce as the owning shard receives it: the parsed request plus what the front shard
@@ -411,6 +423,8 @@ impl ShardState {
                 swarm.remove(&id);
                 dropped += 1;
             }
+            // Harvested peers follow the same rule: not returned by a poll since the last sweep.
+            swarm.harvested.retain(|p| p.last_seen >= cutoff);
         }
         if !self.config.keep_dead {
             let allowed = self.allowed.clone();
@@ -480,6 +494,54 @@ impl ShardState {
     }
 }
 
+/// Most peers harvested from other trackers kept per torrent (oldest dropped first).
+pub const MAX_HARVESTED_PER_SWARM: usize = 1000;
+
+/// The peer id of a harvested peer whose tracker answered compact (no ids).
+pub const UNKNOWN_PEER_ID: PeerId = [0; 20];
+
+impl ShardState {
+    /// Stores the peers one multitracker poll of another tracker returned for `ih` (bttrack §3.9
+    /// harvest). An address already harvested is refreshed; harvested peers not refreshed within
+    /// ten poll intervals (bttrack keeps a connection's last 10 lists) are dropped first, then the
+    /// oldest beyond [`MAX_HARVESTED_PER_SWARM`]. Returns how many are held now.
+    pub fn harvest(&mut self, ih: &InfoHash, peers: &[(PeerId, IpAddr, u16)], now: u64) -> usize {
+        let keep_for = self.config.multitracker_reannounce_interval.max(1) * 10;
+        if peers.is_empty() && !self.swarms.contains_key(ih) {
+            return 0;
+        }
+        let swarm = self.swarms.entry(*ih).or_default();
+        let h = &mut swarm.harvested;
+        h.retain(|p| p.last_seen + keep_for >= now);
+        for &(id, ip, port) in peers {
+            if port == 0 {
+                continue;
+            }
+            if let Some(p) = h.iter_mut().find(|p| p.ip == ip && p.port == port) {
+                p.id = id;
+                p.last_seen = now;
+                continue;
+            }
+            if h.len() == MAX_HARVESTED_PER_SWARM {
+                h.remove(0);
+            }
+            h.push(Peer {
+                id,
+                ip,
+                port,
+                left: 1,
+                key: None,
+                given_ip: None,
+                supportcrypto: false,
+                requirecrypto: false,
+                nat: Some(0),
+                last_seen: now,
+            });
+        }
+        h.len()
+    }
+}
+
 /// Most NAT checks in flight per shard (bounds connect-backs and the queue).
 pub const MAX_NAT_IN_FLIGHT: usize = 256;
 
@@ -522,15 +584,29 @@ fn select_peers<'s>(
     family_v6: Option<bool>,
 ) -> Vec<&'s Peer> {
     let t2t = req.tracker;
-    let mut chosen: Vec<&Peer> = Vec::with_capacity(rsize.min(swarm.peers.len()));
-    if swarm.peers.is_empty() || rsize == 0 {
+    // Harvested peers are offered to clients, never to other trackers (bttrack's T2T answers come
+    // from the tracker's own peers only, so peers do not circulate between trackers).
+    let harvested: &[Peer] = if t2t { &[] } else { &swarm.harvested };
+    let own = swarm.peers.len();
+    let n = own + harvested.len();
+    let mut chosen: Vec<&Peer> = Vec::with_capacity(rsize.min(n));
+    if n == 0 || rsize == 0 {
         return chosen;
     }
     let requester_is_seed = req.left == 0 && !t2t;
-    let n = swarm.peers.len();
     let start = fastrand::usize(..n);
     for k in 0..n {
-        let p = &swarm.peers[(start + k) % n];
+        let i = (start + k) % n;
+        let p = if i < own {
+            &swarm.peers[i]
+        } else {
+            let h = &harvested[i - own];
+            // A peer this tracker knows itself is listed from its own record (bttrack).
+            if h.id != UNKNOWN_PEER_ID && swarm.index.contains_key(&h.id) {
+                continue;
+            }
+            h
+        };
         if p.id == req.peer_id || !p.listable() || (requester_is_seed && p.left == 0) {
             continue;
         }
@@ -662,7 +738,7 @@ fn write_response(
             out.push(b'd');
             write_bytes(out, b"ip");
             write_bytes(out, p.ip.to_string().as_bytes());
-            if !req.no_peer_id {
+            if !req.no_peer_id && p.id != UNKNOWN_PEER_ID {
                 write_bytes(out, b"peer id");
                 write_bytes(out, &p.id);
             }
@@ -1096,6 +1172,88 @@ mod tests {
             2,
             "the poll is not a peer"
         );
+    }
+
+    #[test]
+    fn harvested_peers_go_to_clients_only_and_expire() {
+        let mut s = ShardState::new(config(), 1);
+        s.announce(&work(req(1, 10, Event::Started), [127, 0, 0, 1], 1))
+            .unwrap();
+        let h: IpAddr = "10.9.9.9".parse().unwrap();
+        // One harvested address twice (deduplicated), and one carrying peer 1's id (listed from
+        // our own record, not twice).
+        let got = s.harvest(
+            &[7; 20],
+            &[
+                (UNKNOWN_PEER_ID, h, 7000),
+                (UNKNOWN_PEER_ID, h, 7000),
+                ([1; 20], "10.9.9.8".parse().unwrap(), 7001),
+                (UNKNOWN_PEER_ID, h, 0),
+            ],
+            2,
+        );
+        assert_eq!(got, 2);
+        let counts = s.counts(&[7; 20]).unwrap();
+        assert_eq!((counts.complete, counts.incomplete), (0, 1), "not counted");
+        // A seed client gets our leecher and the harvested peer.
+        let mut r = req(2, 0, Event::Started);
+        r.numwant = Some(10);
+        let p = peers_of(&s.announce(&work(r, [127, 0, 0, 2], 2)).unwrap());
+        assert_eq!(p.len(), 12);
+        assert!(p.chunks(6).any(|c| c == [10, 9, 9, 9, 0x1b, 0x58]));
+        // A polling tracker gets only our own peers.
+        let mut poll = req(9, 1, Event::Stopped);
+        poll.port = 0;
+        poll.tracker = true;
+        let p = peers_of(&s.announce(&work(poll, [127, 0, 0, 9], 2)).unwrap());
+        assert_eq!(p.len(), 12, "our two peers, no harvested one");
+        assert!(!p.chunks(6).any(|c| c[0] == 10));
+        // A crypto-only client does not get them (their crypto support is unknown).
+        let mut r = req(3, 10, Event::Started);
+        r.requirecrypto = true;
+        let body = s.announce(&work(r, [127, 0, 0, 3], 2)).unwrap();
+        assert!(!peers_of(&body).chunks(6).any(|c| c[0] == 10));
+        // Non-compact: no `peer id` for a peer whose id we never learnt.
+        let mut r = req(4, 10, Event::Started);
+        r.compact = false;
+        r.numwant = Some(10);
+        let body = s.announce(&work(r, [127, 0, 0, 4], 2)).unwrap();
+        let v = bencode::decode(&body).unwrap();
+        let list = v.get(b"peers").unwrap().as_list().unwrap().to_vec();
+        let harvested: Vec<_> = list
+            .iter()
+            .filter(|d| d.get(b"ip").unwrap().as_str() == Some("10.9.9.9"))
+            .collect();
+        assert_eq!(harvested.len(), 1);
+        assert!(harvested[0].get(b"peer id").is_none());
+        // Not saved, and expired like peers: not re-harvested since the previous sweep.
+        assert!(s.swarms[&[7; 20]].peers().iter().all(|p| p.ip != h));
+        s.expire(3);
+        assert_eq!(s.swarms[&[7; 20]].harvested().len(), 2);
+        // Keep the torrent (allowed) so the swarm survives its peers' expiry.
+        let mut allowed = AllowedSet::default();
+        allowed.hashes.insert([7; 20]);
+        s.allowed = Some(Arc::new(allowed));
+        s.expire(4);
+        assert!(s.swarms[&[7; 20]].harvested().is_empty());
+    }
+
+    #[test]
+    fn harvest_is_bounded() {
+        let mut s = ShardState::new(config(), 1);
+        let many: Vec<_> = (0..MAX_HARVESTED_PER_SWARM as u32 + 10)
+            .map(|i| {
+                (
+                    UNKNOWN_PEER_ID,
+                    IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)),
+                    1,
+                )
+            })
+            .collect();
+        assert_eq!(s.harvest(&[5; 20], &many, 1), MAX_HARVESTED_PER_SWARM);
+        // The oldest went first; peers not returned for ten poll intervals are dropped.
+        assert_eq!(s.swarms[&[5; 20]].harvested()[0].ip, many[10].1);
+        assert_eq!(s.harvest(&[5; 20], &many[..1], 1 + 10 * 120 + 1), 1);
     }
 
     #[test]
