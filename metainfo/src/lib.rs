@@ -20,6 +20,7 @@ pub mod piece_hasher;
 pub mod piece_layout;
 pub mod sha1_multi;
 mod torrent;
+pub mod torrent_dir;
 
 pub use error::MetainfoError;
 pub use info_hash::{InfoHash, InfoHashParseError};

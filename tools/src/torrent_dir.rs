@@ -14,11 +14,6 @@ use std::time::SystemTime;
 
 use cyclone_metainfo::Metainfo;
 
-/// Most `.torrent` files considered in one scan (bounds the walk and the cache).
-pub const MAX_DIR_FILES: usize = 100_000;
-/// Deepest directory level walked.
-const MAX_DEPTH: usize = 32;
-
 /// What changed in the directory.
 #[derive(Debug)]
 pub enum DirEvent {
@@ -54,9 +49,10 @@ pub struct TorrentDir {
 impl TorrentDir {
     /// Scans `dir` and returns the changes since the previous scan (everything, on the first).
     pub fn rescan(&mut self, dir: &Path) -> Vec<DirEvent> {
-        let mut found = Vec::new();
-        torrent_files(dir, &mut found, 0);
-        found.sort();
+        let found: Vec<(PathBuf, Stamp)> = cyclone_metainfo::torrent_dir::torrent_files(dir)
+            .into_iter()
+            .map(|f| (f.path, (f.modified, f.size)))
+            .collect();
         let now: HashMap<&PathBuf, Stamp> = found.iter().map(|(p, s)| (p, *s)).collect();
         let mut events = Vec::new();
         // Drops first: files gone or changed.
@@ -118,43 +114,6 @@ impl TorrentDir {
     pub fn block(&mut self, path: &Path) {
         if let Some(w) = self.files.get_mut(path) {
             w.info_hash = None;
-        }
-    }
-}
-
-/// bttrack's semi-recursive walk: a directory's subdirectories are scanned only if it holds no `*.torrent`.
-fn torrent_files(dir: &Path, out: &mut Vec<(PathBuf, Stamp)>, depth: usize) {
-    if depth > MAX_DEPTH || out.len() >= MAX_DIR_FILES {
-        return;
-    }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut subdirs = Vec::new();
-    let mut found = false;
-    for e in entries.flatten() {
-        let p = e.path();
-        let Ok(md) = std::fs::metadata(&p) else {
-            continue;
-        };
-        if md.is_dir() {
-            subdirs.push(p);
-        } else if p
-            .extension()
-            .is_some_and(|x| x.eq_ignore_ascii_case("torrent"))
-            && out.len() < MAX_DIR_FILES
-        {
-            found = true;
-            out.push((
-                p,
-                (md.modified().unwrap_or(SystemTime::UNIX_EPOCH), md.len()),
-            ));
-        }
-    }
-    if !found {
-        subdirs.sort();
-        for s in subdirs {
-            torrent_files(&s, out, depth + 1);
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::swarm::AllowedSet;
 use crate::TrackerError;
 
 /// Most .torrent files considered in allowed_dir (bounds a scan).
-pub const MAX_DIR_FILES: usize = 100_000;
+pub use cyclone_metainfo::torrent_dir::MAX_DIR_FILES;
 /// Largest .torrent read from allowed_dir.
 pub const MAX_TORRENT_BYTES: u64 = 64 << 20;
 
@@ -248,46 +248,13 @@ impl DirCache {
     }
 }
 
-/// bttrack's semi-recursive scan: a directory's subdirectories are scanned only if it holds no
-/// `*.torrent`.
-fn torrent_files(dir: &Path, out: &mut Vec<(PathBuf, (SystemTime, u64))>, depth: usize) {
-    if depth > 32 || out.len() >= MAX_DIR_FILES {
-        return;
-    }
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut subdirs = Vec::new();
-    let mut found = false;
-    for e in rd.flatten() {
-        let p = e.path();
-        let Ok(md) = e.metadata() else { continue };
-        if md.is_dir() {
-            subdirs.push(p);
-        } else if p
-            .extension()
-            .is_some_and(|x| x.eq_ignore_ascii_case("torrent"))
-            && out.len() < MAX_DIR_FILES
-        {
-            found = true;
-            out.push((
-                p,
-                (md.modified().unwrap_or(SystemTime::UNIX_EPOCH), md.len()),
-            ));
-        }
-    }
-    if !found {
-        for s in subdirs {
-            torrent_files(&s, out, depth + 1);
-        }
-    }
-}
-
 /// Rescans allowed_dir; returns the new set if anything changed (or on the first scan).
 pub fn scan_dir(dir: &Path, cache: &mut DirCache, first: bool) -> Option<AllowedSet> {
-    let mut files = Vec::new();
-    torrent_files(dir, &mut files, 0);
-    files.sort();
+    let files: Vec<(PathBuf, (SystemTime, u64))> =
+        cyclone_metainfo::torrent_dir::torrent_files(dir)
+            .into_iter()
+            .map(|f| (f.path, (f.modified, f.size)))
+            .collect();
     let mut changed = first || files.len() != cache.entries.len();
     let mut next = HashMap::with_capacity(files.len());
     for (path, stamp) in files {
