@@ -377,6 +377,13 @@ enum Accepted {
 /// served with plain non-blocking `recv`/`send` and `close`: 4 syscalls per connection including
 /// the accept, no io_uring poll registration, no timers. Anything else (a partial request,
 /// keep-alive, a full socket buffer) continues on a glommio stream.
+///
+/// The response is sent with `MSG_MORE`, so the kernel holds it until the `close` right after,
+/// which puts the FIN on the same segment: one segment (response + FIN) instead of two. On
+/// loopback the sender pays for the receiver's processing of each segment, and the client's
+/// immediate ACK of a lone data segment (new connections start in quick-ACK mode) was sent from
+/// our context too; with the FIN on board the client delays its ACK and sends it with its own
+/// FIN. Measured: server CPU per new-connection announce 1.00x -> 0.80x opentracker's (same run).
 async fn serve_raw<H: Handler>(
     fd: OwnedFd,
     peer: SocketAddr,
@@ -410,13 +417,14 @@ async fn serve_raw<H: Handler>(
                 let resp = handler.handle(req).await;
                 let mut out = Vec::with_capacity(160 + resp.body.len());
                 resp.write_to(&mut out, minor, false, head_only);
-                // SAFETY: `out` is valid for reads of its length.
+                // SAFETY: `out` is valid for reads of its length. MSG_MORE: hold the segment until
+                // the close below adds the FIN to it (see the function's docs).
                 let sent = unsafe {
                     libc::send(
                         raw,
                         out.as_ptr().cast(),
                         out.len(),
-                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL | libc::MSG_MORE,
                     )
                 };
                 let already = match sent {
