@@ -663,17 +663,33 @@ fn bad(status: u16, reason: &'static str, body: &str) -> Parsed {
     ))
 }
 
+/// Header slots [`parse_one`] keeps on the stack (limits above this use a heap array).
+const STACK_HEADERS: usize = 64;
+
 /// Parses one request from the front of `data`. Pure: no I/O, so it is easy to test and fuzz.
 fn parse_one(data: &[u8], max_headers: usize, peer: SocketAddr) -> Parsed {
     if data.is_empty() {
         return Parsed::Partial;
     }
-    if let Some(p) = parse_http09(data, peer) {
-        return p;
+    // The usual limit fits on the stack: no allocation per request.
+    let mut on_stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let mut on_heap = Vec::new();
+    let headers: &mut [httparse::Header<'_>] = if max_headers <= STACK_HEADERS {
+        &mut on_stack[..max_headers]
+    } else {
+        on_heap.resize(max_headers, httparse::EMPTY_HEADER);
+        &mut on_heap
+    };
+    let mut req = httparse::Request::new(headers);
+    let parsed = req.parse(data);
+    if !matches!(parsed, Ok(httparse::Status::Complete(_))) {
+        // A two-word HTTP/0.9 line is never a complete HTTP/1.x head, so it is only looked for
+        // here, off the common path.
+        if let Some(p) = parse_http09(data, peer) {
+            return p;
+        }
     }
-    let mut headers = vec![httparse::EMPTY_HEADER; max_headers];
-    let mut req = httparse::Request::new(&mut headers);
-    let used = match req.parse(data) {
+    let used = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(httparse::Error::TooManyHeaders) => {
@@ -703,10 +719,10 @@ fn parse_one(data: &[u8], max_headers: usize, peer: SocketAddr) -> Parsed {
     let mut keep_alive = minor_version >= 1;
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("connection") {
-            let v = h.value.to_ascii_lowercase();
-            if v.windows(5).any(|w| w == b"close") {
+            let v = h.value;
+            if v.windows(5).any(|w| w.eq_ignore_ascii_case(b"close")) {
                 keep_alive = false;
-            } else if v.windows(10).any(|w| w == b"keep-alive") {
+            } else if v.windows(10).any(|w| w.eq_ignore_ascii_case(b"keep-alive")) {
                 keep_alive = true;
             }
         }
@@ -805,6 +821,23 @@ mod tests {
             parse_one(b"HEAD /x\r\n", 8, peer()),
             Parsed::Error(_)
         ));
+    }
+
+    #[test]
+    fn connection_header_is_matched_in_any_case() {
+        let ka = |d: &[u8]| match parse_one(d, 8, peer()) {
+            Parsed::Complete(_, _, ka) => ka,
+            _ => panic!("not parsed"),
+        };
+        assert!(!ka(b"GET / HTTP/1.1\r\nConnection: Close\r\n\r\n"));
+        assert!(ka(b"GET / HTTP/1.0\r\nconnection: Keep-Alive\r\n\r\n"));
+        assert!(!ka(b"GET / HTTP/1.0\r\n\r\n"));
+        // A two-word line followed by headers is still HTTP/0.9 (bttrack answers the body).
+        let Parsed::Complete(r, used, false) = parse_one(b"GET /x\r\nHost: y\r\n\r\n", 8, peer())
+        else {
+            panic!("HTTP/0.9 GET not parsed")
+        };
+        assert_eq!((r.minor_version, used), (HTTP_09, 8));
     }
 
     #[test]
