@@ -71,13 +71,13 @@ pub enum Method {
 #[derive(Debug, Clone)]
 pub struct Request {
     pub method: Method,
-    /// The request target as sent: path plus optional `?query`, still percent-encoded.
-    pub target: Vec<u8>,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1, [`HTTP_09`] for a two-word HTTP/0.9 `GET`.
     pub minor_version: u8,
-    /// Header names and values, stored back to back in one buffer (two allocations per request
-    /// whatever the header count); see [`Request::header`] and [`Request::headers`].
+    /// The target (its first `target_len` bytes), then header names and values, back to back in
+    /// one buffer (two allocations per request whatever the header count); see
+    /// [`Request::target`], [`Request::header`] and [`Request::headers`].
     header_bytes: Vec<u8>,
+    target_len: usize,
     header_spans: Vec<HeaderSpan>,
     /// The connection's remote address.
     pub peer: SocketAddr,
@@ -94,13 +94,15 @@ impl Request {
     /// Builds a request (used by the parsers; header names are matched case-insensitively).
     pub fn new<'h>(
         method: Method,
-        target: Vec<u8>,
+        target: &[u8],
         minor_version: u8,
         peer: SocketAddr,
         headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
     ) -> Request {
-        let mut header_bytes = Vec::with_capacity(256);
-        let mut header_spans = Vec::new();
+        let mut header_bytes = Vec::with_capacity(target.len() + 256);
+        header_bytes.extend_from_slice(target);
+        let headers = headers.into_iter();
+        let mut header_spans = Vec::with_capacity(headers.size_hint().0);
         for (n, v) in headers {
             let ns = header_bytes.len() as u32;
             header_bytes.extend_from_slice(n);
@@ -113,12 +115,17 @@ impl Request {
         }
         Request {
             method,
-            target,
             minor_version,
             header_bytes,
+            target_len: target.len(),
             header_spans,
             peer,
         }
+    }
+
+    /// The request target as sent: path plus optional `?query`, still percent-encoded.
+    pub fn target(&self) -> &[u8] {
+        &self.header_bytes[..self.target_len]
     }
 
     /// All headers as (name, value), names as sent.
@@ -146,23 +153,25 @@ impl Request {
         };
         format!(
             "{m} {} HTTP/1.{}",
-            String::from_utf8_lossy(&self.target),
+            String::from_utf8_lossy(self.target()),
             self.minor_version
         )
     }
 
     /// The target up to `?`.
     pub fn path(&self) -> &[u8] {
-        match self.target.iter().position(|&b| b == b'?') {
-            Some(i) => &self.target[..i],
-            None => &self.target,
+        let t = self.target();
+        match t.iter().position(|&b| b == b'?') {
+            Some(i) => &t[..i],
+            None => t,
         }
     }
 
     /// The part after `?` (empty if none).
     pub fn query(&self) -> &[u8] {
-        match self.target.iter().position(|&b| b == b'?') {
-            Some(i) => &self.target[i + 1..],
+        let t = self.target();
+        match t.iter().position(|&b| b == b'?') {
+            Some(i) => &t[i + 1..],
             None => &[],
         }
     }
@@ -665,13 +674,7 @@ fn parse_http09(data: &[u8], peer: SocketAddr) -> Option<Parsed> {
     if words.next().is_some() || method != b"GET" || !target.starts_with(b"/") {
         return None;
     }
-    let req = Request::new(
-        Method::Get,
-        target.to_vec(),
-        HTTP_09,
-        peer,
-        std::iter::empty(),
-    );
+    let req = Request::new(Method::Get, target, HTTP_09, peer, std::iter::empty());
     Some(Parsed::Complete(req, nl + 1, false))
 }
 
@@ -744,7 +747,7 @@ fn parse_one(data: &[u8], max_headers: usize, peer: SocketAddr) -> Parsed {
         }
     };
     let minor_version = req.version.unwrap_or(1);
-    let target = req.path.unwrap_or("/").as_bytes().to_vec();
+    let target = req.path.unwrap_or("/").as_bytes();
     let mut keep_alive = minor_version >= 1;
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("connection") {
