@@ -85,8 +85,7 @@ fn to_request(
         .uri()
         .path_and_query()
         .map_or("/", |p| p.as_str())
-        .as_bytes()
-        .to_vec();
+        .as_bytes();
     let minor_version = u8::from(req.version() != hyper::Version::HTTP_10);
     let headers = req
         .headers()

@@ -12,6 +12,7 @@
 //!   keep-alive and pipelining) that the tracker's hot path and its info page share.
 //! - [`http_client`]: a bounded HTTP/1.0 GET client for a service's own outgoing requests.
 //! - [`hyper_glue`]: the same server on hyper 1.x, kept to measure against the httparse loop.
+//! - [`udp_batch`]: `recvmmsg`/`sendmmsg` batches for UDP request/response servers.
 //! - [`dma_probe`]: the workaround for glommio 0.9's DMA iopoll probe trap.
 //!
 //! Invariants (see docs-tracker-architecture.md): nothing blocks an executor (blocking work goes to
@@ -28,6 +29,7 @@ pub mod memlock;
 pub mod mesh;
 pub mod pool;
 pub mod routing;
+pub mod udp_batch;
 
 pub use error::ShardError;
 pub use pool::{ShardContext, ShardPool, ShardPoolConfig};

@@ -80,23 +80,47 @@ fn hex(b: u8) -> Option<u8> {
 pub type RawPair<'a> = (&'a [u8], &'a [u8]);
 
 /// The raw (still encoded) `name=value` pairs of a query, in order. A piece without `=` has an
-/// empty value. Fails when there are more than [`MAX_PARAMS`] pieces.
-pub fn split_query(query: &[u8]) -> Result<Vec<RawPair<'_>>, &'static str> {
-    let mut out = Vec::new();
-    for piece in query.split(|&b| b == b'&') {
-        if piece.is_empty() {
-            continue;
-        }
-        if out.len() == MAX_PARAMS {
-            return Err("too many parameters");
-        }
-        match piece.iter().position(|&b| b == b'=') {
-            Some(i) => out.push((&piece[..i], &piece[i + 1..])),
-            None => out.push((piece, &[][..])),
-        }
+/// empty value. Fails when there are more than [`MAX_PARAMS`] pieces. An iterator, so the caller
+/// collects the pairs in the form it keeps (one allocation per query, not two).
+pub fn split_query(
+    query: &[u8],
+) -> Result<impl ExactSizeIterator<Item = RawPair<'_>> + '_, &'static str> {
+    let pieces = || query.split(|&b| b == b'&').filter(|p| !p.is_empty());
+    let count = pieces().count();
+    if count > MAX_PARAMS {
+        return Err("too many parameters");
     }
-    Ok(out)
+    let pairs = pieces().map(|piece| match piece.iter().position(|&b| b == b'=') {
+        Some(i) => (&piece[..i], &piece[i + 1..]),
+        None => (piece, &[][..]),
+    });
+    Ok(Counted {
+        inner: pairs,
+        left: count,
+    })
 }
+
+/// An iterator whose length is known in advance (for [`split_query`]).
+struct Counted<I> {
+    inner: I,
+    left: usize,
+}
+
+impl<I: Iterator> Iterator for Counted<I> {
+    type Item = I::Item;
+
+    fn next(&mut self) -> Option<I::Item> {
+        let x = self.inner.next()?;
+        self.left = self.left.saturating_sub(1);
+        Some(x)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl<I: Iterator> ExactSizeIterator for Counted<I> {}
 
 #[cfg(test)]
 mod tests {
@@ -123,7 +147,7 @@ mod tests {
 
     #[test]
     fn splits() {
-        let q = split_query(b"a=1&&b=&c").unwrap();
+        let q: Vec<RawPair<'_>> = split_query(b"a=1&&b=&c").unwrap().collect();
         assert_eq!(q, vec![(&b"a"[..], &b"1"[..]), (b"b", b""), (b"c", b"")]);
         let many = "x=1&".repeat(MAX_PARAMS + 1);
         assert!(split_query(many.as_bytes()).is_err());

@@ -426,3 +426,32 @@ fn udp_off_means_no_udp_answer() {
     c.silence(&p);
     t.stop();
 }
+
+#[test]
+fn a_burst_of_datagrams_is_answered_in_full() {
+    // Sent without waiting, so the server's socket holds many at once: they are read in batches
+    // (recvmmsg) and answered in batches (sendmmsg). 100 small answers fit the client's default
+    // receive buffer.
+    let dir = tempdir();
+    let t = Tracker::start(&path_in(&dir, "dstate"), &[]);
+    let c = Client::new(t.port);
+    let tids: Vec<u32> = (0..100).map(|i| 0x5000 + i).collect();
+    for &tid in &tids {
+        let mut p = PROTOCOL_ID.to_be_bytes().to_vec();
+        p.extend_from_slice(&0u32.to_be_bytes());
+        p.extend_from_slice(&tid.to_be_bytes());
+        c.sock.send(&p).unwrap();
+    }
+    let mut answered = std::collections::BTreeSet::new();
+    let mut buf = [0u8; 64];
+    while answered.len() < tids.len() {
+        let n = c
+            .sock
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("{} of 100 answered, then: {e}", answered.len()));
+        assert_eq!((n, be32(&buf, 0)), (16, 0), "a connect answer");
+        assert!(answered.insert(be32(&buf, 4)), "one answer per request");
+    }
+    assert_eq!(answered.into_iter().collect::<Vec<_>>(), tids);
+    t.stop();
+}

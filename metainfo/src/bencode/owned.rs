@@ -5,15 +5,34 @@ use std::collections::BTreeMap;
 /// Appends `i<v>e`.
 pub fn write_int(out: &mut Vec<u8>, v: i64) {
     out.push(b'i');
-    out.extend_from_slice(v.to_string().as_bytes());
+    if v < 0 {
+        out.push(b'-');
+    }
+    write_decimal(out, v.unsigned_abs());
     out.push(b'e');
 }
 
 /// Appends `<len>:<bytes>`.
 pub fn write_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(b.len().to_string().as_bytes());
+    write_decimal(out, b.len() as u64);
     out.push(b':');
     out.extend_from_slice(b);
+}
+
+/// Appends `v` in decimal, formatted on the stack: these run several times per tracker
+/// response, and `to_string` allocated each time.
+fn write_decimal(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
 }
 
 /// An owned, editable bencode value. Encoding is canonical: dictionaries are sorted maps.
@@ -133,5 +152,27 @@ impl From<&[u8]> for Owned {
 impl From<Vec<Owned>> for Owned {
     fn from(v: Vec<Owned>) -> Self {
         Owned::List(v)
+    }
+}
+
+#[cfg(test)]
+mod write_tests {
+    use super::*;
+
+    #[test]
+    fn integers_and_lengths_match_std_formatting() {
+        for v in [0, 1, -1, 9, 10, -10, 123_456_789, i64::MAX, i64::MIN] {
+            let mut out = Vec::new();
+            write_int(&mut out, v);
+            assert_eq!(out, format!("i{v}e").into_bytes());
+        }
+        for len in [0usize, 1, 9, 10, 99, 100, 1000] {
+            let data = vec![b'x'; len];
+            let mut out = Vec::new();
+            write_bytes(&mut out, &data);
+            let mut want = format!("{len}:").into_bytes();
+            want.extend_from_slice(&data);
+            assert_eq!(out, want);
+        }
     }
 }

@@ -10,11 +10,13 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use cyclone_shard::mesh::Router;
 use cyclone_shard::shard_for_key;
+use cyclone_shard::udp_batch::{Flushed, RecvBatch, SendBatch, MAX_BATCH};
 use glommio::net::UdpSocket;
 use glommio::sync::Semaphore;
 
@@ -77,52 +79,86 @@ fn error_packet(transaction_id: u32, message: &str) -> Vec<u8> {
 
 impl UdpFront {
     /// Serves `socket` until it fails persistently; returns that error.
+    ///
+    /// Fast path: `recvmmsg` takes up to [`MAX_BATCH`] waiting datagrams without blocking, the
+    /// answers this shard gives itself are queued and sent with one `sendmmsg`; only when the
+    /// socket is empty does the loop wait for readiness through glommio (a `MSG_PEEK` receive,
+    /// which consumes nothing), and only when the send buffer is full does an answer
+    /// go through glommio's awaiting send.
     pub async fn serve(self: Rc<Self>, socket: UdpSocket) -> std::io::Error {
         let socket = Rc::new(socket);
+        let fd = socket.as_raw_fd();
         let permits = Rc::new(Semaphore::new(MAX_IN_FLIGHT as u64));
-        let mut buf = vec![0u8; MAX_REQUEST_LEN + 1];
+        let mut batch = RecvBatch::new(MAX_BATCH, MAX_REQUEST_LEN + 1);
+        let mut answers = SendBatch::default();
         let mut errors = 0u32;
         loop {
-            let (n, from) = match socket.recv_from(&mut buf).await {
-                Ok(r) => {
+            let n = match batch.recv(fd) {
+                Ok(0) => 0,
+                Ok(n) => {
                     errors = 0;
-                    r
+                    n
                 }
                 Err(e) => {
                     errors += 1;
                     if errors >= MAX_CONSECUTIVE_ERRORS {
-                        return e.into();
+                        return e;
                     }
                     continue;
                 }
             };
-            match self.first_pass(&buf[..n], from) {
-                Next::Reply(out) => {
-                    if !out.is_empty() {
-                        // A failed send (e.g. no route) loses one answer; the client retries.
-                        let _ = socket.send_to(&out, from).await;
+            if n == 0 {
+                // Empty: wait until a datagram is there (peeking one byte consumes nothing;
+                // `peek_from`, since glommio's `peek` wants a connected socket).
+                let mut probe = [0u8; 1];
+                if let Err(e) = socket.peek_from(&mut probe).await {
+                    errors += 1;
+                    if errors >= MAX_CONSECUTIVE_ERRORS {
+                        return e.into();
                     }
                 }
-                Next::Remote(r) if r.is_local(&self.router) => {
-                    // The router runs this shard's handler inline (it also starts the NAT
-                    // checks the announce queued): no suspension, no task.
-                    let out = self.remote(r).await;
-                    let _ = socket.send_to(&out, from).await;
-                }
-                Next::Remote(r) => {
-                    let Ok(permit) = permits.acquire_static_permit(1).await else {
-                        continue;
-                    };
-                    let me = self.clone();
-                    let socket = socket.clone();
-                    glommio::spawn_local(async move {
-                        let out = me.remote(r).await;
-                        let _ = socket.send_to(&out, from).await;
-                        drop(permit);
-                    })
-                    .detach();
+                continue;
+            }
+            for i in 0..n {
+                let Some((packet, from)) = batch.get(i) else {
+                    continue;
+                };
+                match self.first_pass(packet, from) {
+                    Next::Reply(out) => {
+                        if !out.is_empty() {
+                            answers.push(out, from);
+                        }
+                    }
+                    Next::Remote(r) if r.is_local(&self.router) => {
+                        // The router runs this shard's handler inline (it also starts the NAT
+                        // checks the announce queued): no suspension, no task.
+                        let out = self.remote(r).await;
+                        answers.push(out, from);
+                    }
+                    Next::Remote(r) => {
+                        let Ok(permit) = permits.acquire_static_permit(1).await else {
+                            continue;
+                        };
+                        let me = self.clone();
+                        let socket = socket.clone();
+                        glommio::spawn_local(async move {
+                            let out = me.remote(r).await;
+                            let _ = socket.send_to(&out, from).await;
+                            drop(permit);
+                        })
+                        .detach();
+                    }
                 }
             }
+            // Bounded: each round sends at least one queued answer (or drops it on error).
+            while answers.flush(fd) == Flushed::WouldBlock {
+                if let Some((out, to)) = answers.pop_front() {
+                    // A failed send (e.g. no route) loses one answer; the client retries.
+                    let _ = socket.send_to(&out, to).await;
+                }
+            }
+            // A socket that never empties must not starve this shard's other tasks.
+            glommio::yield_if_needed().await;
         }
     }
 
