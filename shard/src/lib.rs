@@ -24,6 +24,7 @@ pub mod error;
 pub mod http;
 pub mod http_client;
 pub mod hyper_glue;
+pub mod idle;
 pub mod listener;
 pub mod memlock;
 pub mod mesh;

@@ -70,30 +70,58 @@ impl LogSink {
 pub struct LogBuffer {
     buf: RefCell<Vec<u8>>,
     dropped: Cell<u64>,
+    /// The CLF timestamp of the current second (`clf_now` is a `localtime_r` and a `format!`; at ~100k requests/s
+    /// per shard that was measurable), with the second it was made for.
+    stamp: RefCell<(i64, String)>,
+}
+
+/// One access-log entry; byte strings from the request are escaped when written (a log line cannot be forged).
+pub struct AccessEntry<'a> {
+    pub ip: std::net::IpAddr,
+    pub gzip: bool,
+    pub method: &'static str,
+    pub target: &'a [u8],
+    pub minor_version: u8,
+    pub code: u16,
+    pub bytes: usize,
+    pub referer: &'a [u8],
+    pub agent: &'a [u8],
 }
 
 impl LogBuffer {
-    /// Appends one access-log line.
-    #[allow(clippy::too_many_arguments)]
-    pub fn access(
-        &self,
-        ip: &str,
-        gzip: bool,
-        request_line: &str,
-        code: u16,
-        bytes: usize,
-        referer: &[u8],
-        agent: &[u8],
-    ) {
-        let line = format!(
-            "{ip} {} - [{}] \"{}\" {code} {bytes} \"{}\" \"{}\"\n",
-            if gzip { "gzip" } else { "-" },
-            clf_now(),
-            request_line.escape_default(),
-            String::from_utf8_lossy(referer).escape_default(),
-            String::from_utf8_lossy(agent).escape_default(),
-        );
-        self.push(line.as_bytes());
+    /// Appends one access-log line, written straight into the buffer (no per-line allocation: with the default
+    /// `--access_log 1` this runs on every request, and formatting through `String`s and `escape_default` was ~9 %
+    /// of a keep-alive tracker's CPU).
+    pub fn access(&self, e: &AccessEntry<'_>) {
+        let mut b = self.buf.borrow_mut();
+        if b.len() + e.target.len() * 4 + e.referer.len() * 4 + e.agent.len() * 4 + 128
+            > MAX_BUFFERED
+        {
+            self.dropped.set(self.dropped.get() + 1);
+            return;
+        }
+        let _ = write!(b, "{} ", e.ip);
+        b.extend_from_slice(if e.gzip { b"gzip - [" } else { b"- - [" });
+        b.extend_from_slice(self.stamp_now().as_bytes());
+        b.extend_from_slice(b"] \"");
+        b.extend_from_slice(e.method.as_bytes());
+        b.push(b' ');
+        escape_into(&mut b, e.target);
+        let _ = write!(b, " HTTP/1.{}\" {} {} \"", e.minor_version, e.code, e.bytes);
+        escape_into(&mut b, e.referer);
+        b.extend_from_slice(b"\" \"");
+        escape_into(&mut b, e.agent);
+        b.extend_from_slice(b"\"\n");
+    }
+
+    /// `clf_now()`, remade once a second.
+    fn stamp_now(&self) -> std::cell::Ref<'_, str> {
+        // SAFETY: time(NULL) has no preconditions.
+        let now = unsafe { libc::time(std::ptr::null_mut()) };
+        if self.stamp.borrow().0 != now || self.stamp.borrow().1.is_empty() {
+            *self.stamp.borrow_mut() = (now, clf_now());
+        }
+        std::cell::Ref::map(self.stamp.borrow(), |s| s.1.as_str())
     }
 
     /// Appends a raw line (NAT-check results, warnings).
@@ -116,6 +144,32 @@ impl LogBuffer {
             );
         }
         out
+    }
+}
+
+/// Appends `bytes` with printable ASCII kept and everything else escaped (`\\"`, `\\\\`, `\\xHH`), so request
+/// bytes cannot break a log line or forge one. Runs of plain bytes are copied at once.
+fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
+    let plain = |c: u8| (0x20..=0x7e).contains(&c) && c != b'"' && c != b'\\';
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let run = rest.iter().position(|&c| !plain(c)).unwrap_or(rest.len());
+        out.extend_from_slice(&rest[..run]);
+        let Some(&c) = rest.get(run) else { break };
+        match c {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'x',
+                    HEX[usize::from(c >> 4)],
+                    HEX[usize::from(c & 15)],
+                ]);
+            }
+        }
+        rest = &rest[run + 1..];
     }
 }
 
@@ -159,4 +213,58 @@ pub fn iso_now() -> String {
         tm.tm_min,
         tm.tm_sec
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_clf_with_request_bytes_escaped() {
+        let log = LogBuffer::default();
+        log.access(&AccessEntry {
+            ip: "10.1.2.3".parse().unwrap(),
+            gzip: true,
+            method: "GET",
+            target: b"/announce?info_hash=%12\"x\\y\n\xff",
+            minor_version: 1,
+            code: 200,
+            bytes: 57,
+            referer: b"-",
+            agent: b"aria2/1.36",
+        });
+        let text = String::from_utf8(log.take()).unwrap();
+        let (head, rest) = text.split_once(" [").unwrap();
+        assert_eq!(head, "10.1.2.3 gzip -");
+        let (stamp, rest) = rest.split_once("] ").unwrap();
+        assert_eq!(stamp.len(), "21/Nov/2026:12:00:00".len(), "{stamp}");
+        assert_eq!(
+            rest,
+            "\"GET /announce?info_hash=%12\\\"x\\\\y\\x0a\\xff HTTP/1.1\" 200 57 \"-\" \"aria2/1.36\"\n"
+        );
+        assert_eq!(
+            text.lines().count(),
+            1,
+            "an escaped newline cannot start a forged line"
+        );
+    }
+
+    #[test]
+    fn a_full_buffer_counts_dropped_lines() {
+        let log = LogBuffer::default();
+        log.push(&vec![b'x'; MAX_BUFFERED - 10]);
+        log.access(&AccessEntry {
+            ip: "::1".parse().unwrap(),
+            gzip: false,
+            method: "HEAD",
+            target: b"/",
+            minor_version: 0,
+            code: 200,
+            bytes: 0,
+            referer: b"-",
+            agent: b"-",
+        });
+        let out = log.take();
+        assert!(out.ends_with(b"# 1 log lines dropped (log output too slow)\n"));
+    }
 }

@@ -664,15 +664,17 @@ impl http::Handler for Front {
         let resp = maybe_gzip(&req, resp);
         if self.shared.config.access_log {
             let gz = resp.headers.iter().any(|(n, _)| n == "Content-Encoding");
-            self.log.access(
-                &normalize(req.peer.ip()).to_string(),
-                gz,
-                &req.request_line(),
-                resp.status,
-                resp.body.len(),
-                req.header("referer").unwrap_or(b"-"),
-                req.header("user-agent").unwrap_or(b"-"),
-            );
+            self.log.access(&crate::access_log::AccessEntry {
+                ip: normalize(req.peer.ip()),
+                gzip: gz,
+                method: req.method.as_str(),
+                target: req.target(),
+                minor_version: req.minor_version,
+                code: resp.status,
+                bytes: resp.body.len(),
+                referer: req.header("referer").unwrap_or(b"-"),
+                agent: req.header("user-agent").unwrap_or(b"-"),
+            });
         }
         resp
     }
