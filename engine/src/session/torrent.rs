@@ -47,6 +47,8 @@ pub(super) const MAX_OUTGOING_BYTES: usize = 4 << 20;
 const PEER_TASKS_GRACE: Duration = Duration::from_secs(10);
 /// How often the torrent tick runs.
 const TICK: Duration = Duration::from_millis(250);
+/// How long a status report may reuse the distributed-copies figure (an O(pieces) count).
+const COPIES_REFRESH: Duration = Duration::from_secs(2);
 /// How long a torrent's last report waits for room in a full status channel.
 const FINAL_REPORT_PATIENCE: Duration = Duration::from_secs(2);
 /// Bad pieces a sole sender may send before it is closed and banned (BitTornado kicks at more than one).
@@ -140,6 +142,8 @@ pub(super) struct TorrentState {
     pub rng: fastrand::Rng,
     /// Partly received pieces held in memory (see `assembly.rs`).
     pub assembly: PieceAssembly,
+    /// The last distributed-copies figure and when it was computed (see `COPIES_REFRESH`).
+    pub copies_cache: Option<(Instant, f64)>,
 }
 
 /// A torrent on its shard.
@@ -278,6 +282,7 @@ impl Torrent {
             wanted_missing: map.piece_count(),
             rng: fastrand::Rng::with_seed(seed ^ 1),
             assembly: PieceAssembly::new(memory),
+            copies_cache: None,
         };
         Ok(Torrent {
             info_hash,
@@ -939,11 +944,18 @@ impl Torrent {
             uploaded: st.uploaded,
             seeds,
             peers,
-            distributed_copies: {
-                let picker = st.requester.picker();
-                let min = (0..n).map(|p| picker.availability(p)).min().unwrap_or(0);
-                let above = (0..n).filter(|&p| picker.availability(p) > min).count();
-                f64::from(min) + above as f64 / f64::from(n.max(1))
+            distributed_copies: match st.copies_cache {
+                // Two passes over every piece: with thousands of large torrents reporting every 0.5 s that adds
+                // up, and the figure moves slowly.
+                Some((at, copies)) if now.duration_since(at) < COPIES_REFRESH => copies,
+                _ => {
+                    let picker = st.requester.picker();
+                    let min = (0..n).map(|p| picker.availability(p)).min().unwrap_or(0);
+                    let above = (0..n).filter(|&p| picker.availability(p) > min).count();
+                    let copies = f64::from(min) + above as f64 / f64::from(n.max(1));
+                    st.copies_cache = Some((now, copies));
+                    copies
+                }
             },
             peers_done: if peers > 0 { done / peers as f64 } else { 0.0 },
             hash_failures: st.hash_failures,
