@@ -424,20 +424,23 @@ impl Torrent {
                 let paths = self.data_paths();
                 let probe = glommio::executor()
                     .spawn_blocking(move || {
-                        // A directory on the data's device holding a non-empty file, for glommio's DMA probe.
+                        // An existing directory on the data's device, for glommio's DMA probe.
                         paths
                             .into_iter()
-                            .find(|p| p.metadata().is_ok_and(|m| m.len() > 0))
-                            .and_then(|p| p.parent().map(|d| d.to_path_buf()))
+                            .filter_map(|p| p.parent().map(|d| d.to_path_buf()))
+                            .find(|d| d.is_dir())
                     })
                     .await;
-                if let Some(root) = probe {
-                    let _ = cyclone_shard::dma_probe::warm_dma_probe(&root).await;
+                if let Some(dir) = probe {
+                    // A probe file of real data: a sparse data file would show glommio a hole at offset 0 and arm
+                    // its probe trap for every later O_DIRECT read and write on the device (stack-notes 1f).
+                    cyclone_shard::dma_probe::ensure_probed(&dir).await;
                 }
                 let options = RecheckOptions {
                     check_hashes: self.shared.config.check_hashes,
                     ..Default::default()
                 };
+                let last_check_report = std::cell::Cell::new(Instant::now());
                 let report = recheck_untrusted(
                     self.storage.clone(),
                     &self.hashes,
@@ -449,6 +452,16 @@ impl Torrent {
                                 st.activity = Activity::Checking(
                                     p.bytes_read as f64 / p.bytes_to_read as f64,
                                 );
+                            }
+                            // A check of a large torrent takes minutes: report its progress as the status
+                            // lines do the rest of the time.
+                            let now = Instant::now();
+                            if now.duration_since(last_check_report.get())
+                                >= self.shared.config.display_interval
+                                && self.st.try_borrow_mut().is_ok()
+                            {
+                                last_check_report.set(now);
+                                self.report();
                             }
                         }
                     },

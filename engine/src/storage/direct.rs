@@ -3,8 +3,7 @@
 
 use glommio::io::{DmaFile, OpenOptions};
 use std::cell::{Cell, RefCell};
-use std::collections::{HashSet, VecDeque};
-use std::os::unix::fs::MetadataExt;
+use std::collections::VecDeque;
 use std::path::Path;
 use std::rc::Rc;
 
@@ -33,7 +32,8 @@ use super::StorageError;
 /// written once and not read again until it is served, so the page cache gains nothing from it. Only spans aligned
 /// to the device's O_DIRECT granularity go this way (every piece of a single-file torrent, most of a multi-file
 /// one); the rest are written buffered. Writers open the device's DMA probe with a file of real data first
-/// ([`ensure_probed`]): a sparse new file would read a hole at offset 0 and arm glommio's probe trap.
+/// (`cyclone_shard::dma_probe::ensure_probed`): a sparse new file would read a hole at offset 0 and arm glommio's
+/// probe trap.
 pub(crate) struct DirectFiles {
     enabled: Cell<bool>,
     /// Open for writing (piece writes) rather than reading (recheck).
@@ -76,7 +76,7 @@ impl DirectFiles {
         }
         if self.write {
             let dir = path.parent().unwrap_or(Path::new("."));
-            if !ensure_probed(dir).await {
+            if !cyclone_shard::dma_probe::ensure_probed(dir).await {
                 self.disable();
                 return None;
             }
@@ -185,53 +185,4 @@ impl DirectFiles {
             }
         }
     }
-}
-
-thread_local! {
-    /// Devices (st_dev) whose glommio DMA probe this thread has run with a file of real data.
-    static PROBED: RefCell<HashSet<u64>> = RefCell::new(HashSet::new());
-}
-
-/// Makes glommio's per-thread, per-device DMA probe (stack-notes 1f) see a real read: writes a 4 KiB file of
-/// non-zero bytes in `dir`, opens it as a `DmaFile` (the probe reads its offset 0; the O_DIRECT read first flushes
-/// the dirty page, so it reaches the device), closes and removes it. False if that fails (the caller then writes
-/// buffered). Runs once per device and shard thread.
-pub(crate) async fn ensure_probed(dir: &Path) -> bool {
-    let d = dir.to_path_buf();
-    let Ok(dev) = glommio::executor()
-        .spawn_blocking(move || std::fs::metadata(&d).map(|m| m.dev()))
-        .await
-    else {
-        return false;
-    };
-    if PROBED.with(|p| p.borrow().contains(&dev)) {
-        return true;
-    }
-    let probe = dir.join(format!(
-        ".cyclone-dma-probe-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    let p = probe.clone();
-    let written = glommio::executor()
-        .spawn_blocking(move || std::fs::write(&p, [0xa5u8; 4096]))
-        .await;
-    if written.is_err() {
-        return false;
-    }
-    let ok = match DmaFile::open(&probe).await {
-        Ok(f) => {
-            let _ = f.close().await;
-            true
-        }
-        Err(_) => false,
-    };
-    let p = probe.clone();
-    let _ = glommio::executor()
-        .spawn_blocking(move || std::fs::remove_file(&p))
-        .await;
-    if ok {
-        PROBED.with(|p| p.borrow_mut().insert(dev));
-    }
-    ok
 }

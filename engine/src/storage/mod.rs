@@ -23,7 +23,7 @@
 //! recheck reads everything once, where O_DIRECT halves the shard's CPU and keeps the cache for seeding; a piece
 //! just downloaded is written once, and filling new page-cache pages with it cost more CPU than everything else in
 //! a download. The glommio DMA probe trap (stack-notes 1f): the recheck's DMA files hold the data being read, so the
-//! first one is never empty; writers call `direct::ensure_probed` first (a new sparse file reads a hole at offset 0).
+//! first one is never empty; writers call `cyclone_shard::dma_probe::ensure_probed` first (a new sparse file reads a hole at offset 0).
 
 pub(crate) mod direct;
 pub mod files;
