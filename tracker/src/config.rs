@@ -26,7 +26,7 @@ const OPTIONS: &[(&str, Def, &str)] = &[
     ("timeout_downloaders_interval", Def::Int(2700), "seconds between expiring downloaders"),
     ("reannounce_interval", Def::Int(1800), "seconds downloaders should wait between reannouncements"),
     ("response_size", Def::Int(50), "number of peers to send in an info message"),
-    ("timeout_check_interval", Def::Int(5), "time to wait between checking if any connections have timed out (accepted, no effect in cyclone: each connection's idle timer is exact)"),
+    ("timeout_check_interval", Def::Int(5), "time to wait between checking if any connections have timed out (accepted, no effect in cyclone: idle connections are swept every second)"),
     ("nat_check", Def::Int(3), "how many times to check if a downloader is behind a NAT (0 = don't check)"),
     ("log_nat_checks", Def::Int(0), "whether to add entries to the log for nat-check results"),
     ("min_time_between_log_flushes", Def::Float(3.0), "minimum time it must have been since the last flush to do another one"),
