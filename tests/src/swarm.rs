@@ -208,6 +208,20 @@ pub fn aria2_seed(f: &Fixture, log: &Path) -> ChildGuard {
     )
 }
 
+/// Runs a cyclone leecher (`--exit-on-complete`) into `root/<name>`, logging to `root/<name>.log`, waits for it to
+/// finish cleanly and checks its copy of the payload against the seed's. Returns the log path (for more checks).
+pub fn cyclone_leech(f: &Fixture, name: &str, what: &str) -> PathBuf {
+    let work = f.root.join(name);
+    let log = f.root.join(format!("{name}.log"));
+    let mut dl = ChildGuard::spawn(
+        &mut cyclone_download(f, &work, &["--exit-on-complete"]),
+        &log,
+    );
+    wait_ok(&mut dl, what, &log);
+    assert_same_payload(&f.root.join("seed/payload"), &work.join("payload"));
+    log
+}
+
 /// Waits for a process to exit successfully, and without a panic message in its log (glommio's blocking pool used
 /// to panic at exit with status 0).
 pub fn wait_ok(child: &mut ChildGuard, what: &str, log: &Path) {

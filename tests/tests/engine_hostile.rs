@@ -104,14 +104,7 @@ fn hostile_peers_are_closed_and_the_seed_survives() {
     read_until_closed(&mut s);
 
     // The seed still serves an honest leecher.
-    let work = f.root.join("leech");
-    let log = f.root.join("leech.log");
-    let mut dl = cyclone_tests::ChildGuard::spawn(
-        &mut cyclone_download(&f, &work, &["--exit-on-complete"]),
-        &log,
-    );
-    wait_ok(&mut dl, "cyclone leecher after the hostile peers", &log);
-    assert_same_payload(&f.root.join("seed/payload"), &work.join("payload"));
+    cyclone_leech(&f, "leech", "cyclone leecher after the hostile peers");
 }
 
 /// Serves one connection as a seed that has every piece and answers every REQUEST with wrong bytes. Returns true

@@ -16,14 +16,7 @@ fn cyclone_downloads_multi_file_torrent_from_aria2() {
     }
     let Some(f) = fixture() else { return };
     let _seed = aria2_seed(&f, &f.root.join("aria2.log"));
-    let work = f.root.join("cy");
-    let log = f.root.join("cyclone.log");
-    let mut dl = ChildGuard::spawn(
-        &mut cyclone_download(&f, &work, &["--exit-on-complete"]),
-        &log,
-    );
-    wait_ok(&mut dl, "cyclone download", &log);
-    assert_same_payload(&f.root.join("seed/payload"), &work.join("payload"));
+    let log = cyclone_leech(&f, "cy", "cyclone download");
     let out = log_of(&log);
     assert!(out.contains("\"activity\":\"seeding\""), "{out}");
 }
@@ -65,14 +58,7 @@ fn cyclone_downloads_from_seeding_libtorrent() {
     let Some(f) = fixture() else { return };
     let _seed = libtorrent(&f, "seed", &f.root.join("seed"), &f.root.join("lt.log"));
     f.tracker.wait_for_peers(1, DOWNLOAD_LIMIT);
-    let work = f.root.join("cy");
-    let log = f.root.join("cyclone.log");
-    let mut dl = ChildGuard::spawn(
-        &mut cyclone_download(&f, &work, &["--exit-on-complete"]),
-        &log,
-    );
-    wait_ok(&mut dl, "cyclone download", &log);
-    assert_same_payload(&f.root.join("seed/payload"), &work.join("payload"));
+    cyclone_leech(&f, "cy", "cyclone download");
 }
 
 #[test]
@@ -168,14 +154,7 @@ fn cyclone_downloads_from_seeding_transmission() {
     let Some(f) = fixture() else { return };
     let _seed = transmission(&f, "tr-seed", &f.root.join("seed"), &f.root.join("tr.log"));
     f.tracker.wait_for_peers(1, DOWNLOAD_LIMIT);
-    let work = f.root.join("cy");
-    let log = f.root.join("cyclone.log");
-    let mut dl = ChildGuard::spawn(
-        &mut cyclone_download(&f, &work, &["--exit-on-complete"]),
-        &log,
-    );
-    wait_ok(&mut dl, "cyclone download", &log);
-    assert_same_payload(&f.root.join("seed/payload"), &work.join("payload"));
+    cyclone_leech(&f, "cy", "cyclone download");
 }
 
 #[test]
@@ -266,12 +245,5 @@ fn cyclone_to_cyclone_through_opentracker_over_udp() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let work = f.root.join("leech");
-    let log = f.root.join("leech.log");
-    let mut dl = ChildGuard::spawn(
-        &mut cyclone_download(&f, &work, &["--exit-on-complete"]),
-        &log,
-    );
-    wait_ok(&mut dl, "cyclone leecher (UDP tracker)", &log);
-    assert_same_payload(&f.root.join("seed/payload"), &work.join("payload"));
+    cyclone_leech(&f, "leech", "cyclone leecher (UDP tracker)");
 }
