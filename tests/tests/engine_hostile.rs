@@ -157,12 +157,9 @@ fn serve_corrupt(mut s: TcpStream, info_hash: [u8; 20], piece_count: u32) -> boo
     }
 }
 
-#[test]
-fn a_seed_sending_bad_data_is_banned_and_the_download_completes_elsewhere() {
-    if !cyclone_tests::require_program("aria2c", "aria2") {
-        return;
-    }
-    let Some(f) = fixture() else { return };
+/// Starts a corrupt seed (see [`serve_corrupt`]) on a free port and registers it with the tracker. Returns how many
+/// of its connections a cyclone peer closed.
+fn start_corrupt_seed(f: &Fixture) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
     let meta = cyclone_metainfo::Metainfo::from_bytes(&std::fs::read(&f.torrent).unwrap()).unwrap();
     let info_hash = *meta.info_hash.as_bytes();
     let piece_count = meta.info.pieces.len() as u32;
@@ -180,6 +177,16 @@ fn a_seed_sending_bad_data_is_banned_and_the_download_completes_elsewhere() {
             }
         }
     });
+    closed
+}
+
+#[test]
+fn a_seed_sending_bad_data_is_banned_and_the_download_completes_elsewhere() {
+    if !cyclone_tests::require_program("aria2c", "aria2") {
+        return;
+    }
+    let Some(f) = fixture() else { return };
+    let closed = start_corrupt_seed(&f);
 
     let work = f.root.join("leech");
     let log = f.root.join("leech.log");
@@ -227,23 +234,7 @@ fn last_number(log: &str, field: &str) -> u64 {
 #[test]
 fn with_auto_kick_0_a_seed_sending_bad_data_is_kept() {
     let Some(f) = fixture() else { return };
-    let meta = cyclone_metainfo::Metainfo::from_bytes(&std::fs::read(&f.torrent).unwrap()).unwrap();
-    let info_hash = *meta.info_hash.as_bytes();
-    let piece_count = meta.info.pieces.len() as u32;
-    let evil = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    let evil_port = evil.local_addr().unwrap().port();
-    f.tracker
-        .add_peer(&info_hash, b"-EV0000-corruptseed0", evil_port);
-    let closed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let closed_in_thread = closed.clone();
-    std::thread::spawn(move || {
-        // Bounded: at most 8 connections, each ending on close or after 120 s.
-        for conn in evil.incoming().take(8).flatten() {
-            if serve_corrupt(conn, info_hash, piece_count) {
-                closed_in_thread.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-        }
-    });
+    let closed = start_corrupt_seed(&f);
     let work = f.root.join("leech");
     let log = f.root.join("leech.log");
     let _dl = cyclone_tests::ChildGuard::spawn(
