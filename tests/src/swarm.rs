@@ -256,34 +256,8 @@ pub fn libtorrent(f: &Fixture, mode: &str, dir: &Path, log: &Path) -> ChildGuard
     )
 }
 
-/// The libtorrent client of the reference notes: loopback only, no DHT/LSD/UPnP/NAT-PMP/uTP, no plugins.
-const LT_CLIENT: &str = r#"
-import sys, time
-import libtorrent as lt
-mode, tpath, save, port, secs = sys.argv[1:6]
-settings = {
-    'listen_interfaces': '127.0.0.1:' + port,
-    'outgoing_interfaces': '127.0.0.1',
-    'enable_dht': False, 'enable_lsd': False, 'enable_upnp': False, 'enable_natpmp': False,
-    'enable_incoming_utp': False, 'enable_outgoing_utp': False,
-    'min_announce_interval': 1, 'allow_multiple_connections_per_ip': True,
-}
-s = lt.session(settings, 0)
-atp = lt.add_torrent_params()
-atp.ti = lt.torrent_info(tpath)
-atp.save_path = save
-if mode == 'seed':
-    atp.flags |= lt.torrent_flags.seed_mode
-h = s.add_torrent(atp)
-deadline = time.time() + float(secs)
-while time.time() < deadline:
-    st = h.status()
-    if mode == 'download' and st.is_seeding:
-        print('done', flush=True)
-        sys.exit(0)
-    time.sleep(0.2)
-sys.exit(0 if mode == 'seed' else 3)
-"#;
+/// The python3-libtorrent peer (one script with bench/src/bin/transfer.rs; see its header).
+const LT_CLIENT: &str = include_str!("libtorrent_client.py");
 
 /// A seeding `cyclone download` in `root/seed` (the original data, hash-checked at start); returns once the tracker
 /// lists it.

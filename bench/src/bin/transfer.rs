@@ -485,36 +485,8 @@ fn free_tcp_udp_port() -> Result<u16, String> {
 // ---------------------------------------------------------------------------------------------------------------
 // Clients
 
-/// python3-libtorrent: loopback only, no DHT/LSD/UPnP/NAT-PMP/uTP, no default plugins (flags 0). The seeder uses
-/// `seed_mode` (no up-front check). The leecher prints `done <seconds since add_torrent>` and exits.
-const LT_CLIENT: &str = r#"
-import sys, time
-import libtorrent as lt
-mode, tpath, save, port, secs = sys.argv[1:6]
-settings = {
-    'listen_interfaces': '127.0.0.1:' + port,
-    'outgoing_interfaces': '127.0.0.1',
-    'enable_dht': False, 'enable_lsd': False, 'enable_upnp': False, 'enable_natpmp': False,
-    'enable_incoming_utp': False, 'enable_outgoing_utp': False,
-    'min_announce_interval': 1, 'allow_multiple_connections_per_ip': True,
-}
-s = lt.session(settings, 0)
-atp = lt.add_torrent_params()
-atp.ti = lt.torrent_info(tpath)
-atp.save_path = save
-if mode == 'seed':
-    atp.flags |= lt.torrent_flags.seed_mode
-start = time.time()
-h = s.add_torrent(atp)
-deadline = start + float(secs)
-while time.time() < deadline:
-    st = h.status()
-    if mode == 'download' and st.is_seeding:
-        print('done %.3f' % (time.time() - start), flush=True)
-        sys.exit(0)
-    time.sleep(0.05)
-sys.exit(0 if mode == 'seed' else 3)
-"#;
+/// The python3-libtorrent peer (one script with the tests; see its header).
+const LT_CLIENT: &str = include_str!("../../../tests/src/libtorrent_client.py");
 
 struct Launch {
     cmd: Command,
