@@ -388,24 +388,7 @@ fn bttrack_command_line_as_in_the_readme() {
 #[test]
 fn ipv6_peers_are_served_in_peers6() {
     let dir = tempdir();
-    let mut cmd = Command::new(BIN);
-    cmd.args([
-        "--port",
-        "0",
-        "--bind",
-        "::1",
-        "--ipv6_enabled",
-        "1",
-        "--ipv6_binds_v4",
-        "0",
-        "--access_log",
-        "0",
-        "--dfile",
-    ])
-    .arg(path_in(&dir, "dstate"))
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::piped());
-    let t = Tracker::spawn(cmd);
+    let t = Tracker::start_ipv6(&path_in(&dir, "dstate"));
     assert_eq!(t.host, "::1");
     // IPv6 clients need no compact=1 to be served (compact_reqd applies to IPv4 only), but compact
     // IPv6 peers go to `peers6` (BEP 7).

@@ -297,24 +297,7 @@ fn bad_connection_ids_and_malformed_packets_get_error_packets() {
 #[test]
 fn ipv6_clients_get_18_byte_ipv6_peers() {
     let dir = tempdir();
-    let mut cmd = std::process::Command::new(BIN);
-    cmd.args([
-        "--port",
-        "0",
-        "--bind",
-        "::1",
-        "--ipv6_enabled",
-        "1",
-        "--ipv6_binds_v4",
-        "0",
-        "--access_log",
-        "0",
-        "--dfile",
-    ])
-    .arg(path_in(&dir, "dstate"))
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::piped());
-    let t = Tracker::spawn(cmd);
+    let t = Tracker::start_ipv6(&path_in(&dir, "dstate"));
     assert_eq!(t.host, "::1");
     let ih = [0x66; 20];
     let mut a = Client::on("::1", t.port);

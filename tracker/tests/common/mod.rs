@@ -43,6 +43,28 @@ impl Tracker {
         Self::spawn(cmd)
     }
 
+    /// Starts the tracker on `::1` only (IPv6, `--ipv6_binds_v4 0`) on a free port.
+    pub fn start_ipv6(dfile: &Path) -> Tracker {
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "--port",
+            "0",
+            "--bind",
+            "::1",
+            "--ipv6_enabled",
+            "1",
+            "--ipv6_binds_v4",
+            "0",
+            "--access_log",
+            "0",
+        ])
+        .arg("--dfile")
+        .arg(dfile)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        Self::spawn(cmd)
+    }
+
     pub fn spawn(mut cmd: Command) -> Tracker {
         let mut child = cmd.spawn().expect("spawn cyclone-tracker");
         let stderr = Arc::new(Mutex::new(String::new()));
