@@ -358,19 +358,7 @@ fn walk_dir(
             path: dir.to_path_buf(),
         });
     }
-    let err = |source| MakeError::Walk {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mut names: Vec<Vec<u8>> = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(err)? {
-        let entry = entry.map_err(|source| MakeError::Walk {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        names.push(entry.file_name().as_bytes().to_vec());
-    }
-    names.sort();
+    let names = sorted_names(dir)?;
     for name in names {
         if !walk.include_hidden && name.first() == Some(&b'.') {
             continue;
@@ -549,24 +537,26 @@ pub fn make_torrent(
     })
 }
 
+/// The names of `dir`'s entries as bytes, sorted (BitTornado's walk order).
+fn sorted_names(dir: &Path) -> Result<Vec<Vec<u8>>, MakeError> {
+    let err = |source| MakeError::Walk {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(err)? {
+        names.push(entry.map_err(err)?.file_name().as_bytes().to_vec());
+    }
+    names.sort();
+    Ok(names)
+}
+
 /// `btcompletedir`: the entries of `dir` that each get their own torrent.
 ///
 /// Skips `*.torrent`, entries that already have a sibling `<entry>.torrent`, dot-files
 /// (unless `include_hidden`) and BitTornado's `core`/`CVS`.
 pub fn completedir_entries(dir: &Path, include_hidden: bool) -> Result<Vec<PathBuf>, MakeError> {
-    let err = |source| MakeError::Walk {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mut names: Vec<Vec<u8>> = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(err)? {
-        let entry = entry.map_err(|source| MakeError::Walk {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        names.push(entry.file_name().as_bytes().to_vec());
-    }
-    names.sort();
+    let names = sorted_names(dir)?;
     let all: HashSet<Vec<u8>> = names.iter().cloned().collect();
     Ok(names
         .into_iter()
