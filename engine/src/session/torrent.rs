@@ -53,7 +53,7 @@ const COPIES_REFRESH: Duration = Duration::from_secs(2);
 const FINAL_REPORT_PATIENCE: Duration = Duration::from_secs(2);
 /// Bad pieces a sole sender may send before it is closed and banned (BitTornado kicks at more than one).
 const MAX_BAD_PIECES_PER_PEER: u32 = 1;
-/// Most banned peer ids and addresses kept per torrent.
+/// Most entries kept in each of a torrent's ban lists (peer ids, addresses, IPs).
 const MAX_BANNED: usize = 1024;
 
 pub(super) type PeerKey = u32;
@@ -832,10 +832,8 @@ impl Torrent {
                         // Several bad pieces of one peer can be judged in one batch: ban and count it once.
                         if p.bad_pieces > MAX_BAD_PIECES_PER_PEER && !p.closing {
                             let (id, addr) = (p.peer_id, p.addr);
-                            if st.banned_ids.len() < MAX_BANNED {
-                                st.banned_ids.insert(id);
-                                st.banned_addrs.insert(addr);
-                            }
+                            ban(&mut st.banned_ids, id);
+                            ban(&mut st.banned_addrs, addr);
                             st.bad_peers_closed += 1;
                             Self::close_peer(st, sole);
                         }
@@ -1077,24 +1075,32 @@ fn punish(st: &mut TorrentState, culprit: Culprit, action: BadVerdict) {
         .filter(|(_, p)| !p.closing && culprit_of(p.addr, p.peer_id) == culprit)
         .map(|(&k, _)| k)
         .collect();
-    if action == BadVerdict::Ban && st.banned_ids.len() < MAX_BANNED {
+    if action == BadVerdict::Ban {
         let (ip, id) = culprit;
         if ip.is_loopback() {
-            st.banned_ids.insert(id);
+            ban(&mut st.banned_ids, id);
         } else if !ip.is_unspecified() {
-            st.banned_ips.insert(ip);
+            ban(&mut st.banned_ips, ip);
         }
     }
     if !keys.is_empty() {
         st.bad_peers_closed += 1;
     }
     for k in keys {
-        if action == BadVerdict::Ban && st.banned_addrs.len() < MAX_BANNED {
+        if action == BadVerdict::Ban {
             if let Some(p) = st.peers.get(&k) {
-                st.banned_addrs.insert(p.addr);
+                ban(&mut st.banned_addrs, p.addr);
             }
         }
         Torrent::close_peer(st, k);
+    }
+}
+
+/// Adds `item` to one of the torrent's ban lists unless that list already holds [`MAX_BANNED`] entries (each list
+/// is bounded on its own; the peer is closed either way).
+fn ban<T: Eq + std::hash::Hash>(list: &mut HashSet<T>, item: T) {
+    if list.len() < MAX_BANNED {
+        list.insert(item);
     }
 }
 
