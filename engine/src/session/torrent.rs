@@ -666,14 +666,12 @@ impl Torrent {
     /// Runs the choker over the current connections and sends the chokes/unchokes it decides.
     pub fn rechoke(&self) {
         let seeding = self.is_complete();
-        let now = Instant::now();
-        let mut guard = self.st.borrow_mut();
-        let st = &mut *guard;
-        let snaps = snapshots(st, now, self.shared.config.snub_time);
-        let actions = st
-            .choker
-            .rechoke(seeding, |k| snaps.get(&k).copied().unwrap_or_default());
-        apply_choke_actions(st, actions);
+        rechoke(
+            &mut self.st.borrow_mut(),
+            seeding,
+            Instant::now(),
+            self.shared.config.snub_time,
+        );
     }
 
     /// Sends requests to every peer with room in its pipeline.
@@ -1002,6 +1000,16 @@ fn snapshots(
             (k, snap)
         })
         .collect()
+}
+
+/// Runs the choker over the connections and sends the chokes/unchokes it decides ([`Torrent::rechoke`], for a
+/// caller that already holds the state).
+pub(super) fn rechoke(st: &mut TorrentState, seeding: bool, now: Instant, snub_time: Duration) {
+    let snaps = snapshots(st, now, snub_time);
+    let actions = st
+        .choker
+        .rechoke(seeding, |k| snaps.get(&k).copied().unwrap_or_default());
+    apply_choke_actions(st, actions);
 }
 
 fn apply_choke_actions(st: &mut TorrentState, actions: Vec<(PeerKey, ChokeAction)>) {
