@@ -711,7 +711,7 @@ impl Torrent {
                 }
                 // Snubbed peers lose their requests to others (BitTornado `snub_time`).
                 let snubbed = st.peers.get(&k).is_some_and(|p| {
-                    !p.outstanding_empty(&st.requester, k)
+                    st.requester.outstanding_count(k) > 0
                         && is_snubbed(now, p.peer_choking, p.last_activity, snub_time)
                 });
                 if snubbed && !st.requester.in_endgame() {
@@ -973,12 +973,6 @@ impl Torrent {
             error: st.error.clone(),
         };
         status
-    }
-}
-
-impl PeerConn {
-    fn outstanding_empty(&self, requester: &Requester<PeerKey>, key: PeerKey) -> bool {
-        requester.outstanding_count(key) == 0
     }
 }
 
