@@ -421,12 +421,13 @@ impl Torrent {
                 // One check at a time per shard (BitTornado's launchmany queues hash checks the same way): parallel
                 // checks of torrents on one disk only make every one of them slower.
                 let _permit = self.check_lock.acquire_permit(1).await;
-                let paths = self.data_paths();
+                let paths = self.file_paths();
                 let probe = glommio::executor()
                     .spawn_blocking(move || {
                         // An existing directory on the data's device, for glommio's DMA probe.
                         paths
                             .into_iter()
+                            .flatten()
                             .filter_map(|p| p.parent().map(|d| d.to_path_buf()))
                             .find(|d| d.is_dir())
                     })
@@ -506,12 +507,11 @@ impl Torrent {
         Ok(())
     }
 
-    /// The paths of the torrent's non-padding files.
-    fn data_paths(&self) -> Vec<std::path::PathBuf> {
+    /// The path of every file of the torrent, in order (`None`: a padding file, never on disk).
+    pub(super) fn file_paths(&self) -> Vec<Option<std::path::PathBuf>> {
         let layout = self.storage.layout();
         (0..layout.file_count())
-            .filter(|&i| !layout.is_padding(i))
-            .map(|i| layout.path(i).to_path_buf())
+            .map(|i| (!layout.is_padding(i)).then(|| layout.path(i).to_path_buf()))
             .collect()
     }
 
