@@ -1047,6 +1047,9 @@ fn judge_senders(
     block_senders: &[PeerKey],
     fingerprints: Option<Vec<u64>>,
 ) -> Vec<(Culprit, BadVerdict)> {
+    if !passed && !blame {
+        return Vec::new(); // our disk failed: nobody to judge
+    }
     let unknown: Culprit = (IpAddr::from([0, 0, 0, 0]), [0; 20]);
     let have_fingerprints = fingerprints.is_some();
     let fps = fingerprints.unwrap_or_default();
@@ -1062,9 +1065,6 @@ fn judge_senders(
         })
         .collect();
     let connected = st.peers.len();
-    if !passed && !blame {
-        return Vec::new(); // our disk failed: nobody to judge
-    }
     st.bad_data
         .judge_piece(piece, passed, &blocks, have_fingerprints, connected)
 }
