@@ -926,8 +926,7 @@ impl Torrent {
             (total, have)
         };
         let (mut seeds, mut peers, mut done) = (0usize, 0usize, 0f64);
-        let keys: Vec<PeerKey> = st.peers.keys().copied().collect();
-        for k in keys {
+        for &k in st.peers.keys() {
             if st.requester.is_seed(k) {
                 seeds += 1;
             } else {
