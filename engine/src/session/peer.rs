@@ -262,12 +262,22 @@ fn handle(
         Message::Interested => {
             p.peer_interested = true;
             // Interest changes are rare: rechoke at once, as on any other change of the connections.
-            rechoke(st, st.wanted_missing == 0, now, torrent.shared.config.snub_time);
+            rechoke(
+                st,
+                st.wanted_missing == 0,
+                now,
+                torrent.shared.config.snub_time,
+            );
         }
         Message::NotInterested => {
             p.peer_interested = false;
             // Interest changes are rare: rechoke at once, as on any other change of the connections.
-            rechoke(st, st.wanted_missing == 0, now, torrent.shared.config.snub_time);
+            rechoke(
+                st,
+                st.wanted_missing == 0,
+                now,
+                torrent.shared.config.snub_time,
+            );
         }
         Message::Have(piece) => {
             st.requester.peer_have(key, piece);
