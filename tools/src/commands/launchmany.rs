@@ -167,6 +167,11 @@ pub fn save_location(
     })
 }
 
+/// Dropped torrents whose last (Stopped) status is still awaited, at most. A last report the engine had to give up
+/// (status channel full) would otherwise keep its entry for the life of the process; beyond the bound a dropped
+/// torrent's last JSON status is simply not printed.
+const MAX_LEAVING: usize = 1024;
+
 /// A torrent of the directory, as the display shows it.
 struct Shown {
     path: PathBuf,
@@ -296,7 +301,9 @@ fn apply(
             if !t.died {
                 match handle.remove_torrent(&info_hash) {
                     Ok(()) => {
-                        leaving.insert(info_hash, path);
+                        if leaving.len() < MAX_LEAVING {
+                            leaving.insert(info_hash, path);
+                        }
                     }
                     Err(e) => out.message(&format!("FAILURE: {e}"), "failure", Some(&path)),
                 }
