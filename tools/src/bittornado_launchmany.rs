@@ -12,9 +12,7 @@ use cyclone_engine::session::SessionConfig;
 
 use crate::bittornado_args::{self, Default as D, OptionDef};
 use crate::bittornado_download::{definitions as downloader_definitions, session_options};
-use crate::commands::launchmany::{
-    default_resume_dir, launch_many, seconds, LaunchOptions, SaveasStyle,
-};
+use crate::commands::launchmany::{default_resume_dir, launch_many, LaunchOptions, SaveasStyle};
 use crate::error::CliError;
 
 /// btlaunchmany's options: the downloader's, then its own three (btlaunchmany's defaults, not btlaunchmanycurses').
@@ -82,7 +80,7 @@ pub fn btlaunchmany(argv0: &str, args: &[OsString]) -> Result<(), CliError> {
         LaunchOptions {
             dir,
             saveas: (!saveas.is_empty()).then(|| PathBuf::from(saveas)),
-            parse_dir_interval: seconds(p.int("parse_dir_interval") as f64),
+            parse_dir_interval: crate::download_options::secs(p.int("parse_dir_interval") as f64),
             saveas_style: SaveasStyle::from_number(p.int("saveas_style"))?,
             display_path: p.int("display_path") != 0,
             // `--selector_enabled 0` turns off fast resume, as in btdownloadheadless.

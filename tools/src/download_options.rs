@@ -163,8 +163,9 @@ pub fn kb(rate: f64) -> u64 {
     }
 }
 
-/// Seconds to a duration, kept within 0.1 s..=10^7 s (a zero period would make the engine spin).
-fn secs(s: f64) -> Duration {
+/// Seconds to a duration, kept within 0.1 s..=10^7 s (a zero period would make the engine spin); every time option
+/// of the tools goes through it.
+pub fn secs(s: f64) -> Duration {
     let s = if s.is_finite() { s } else { 0.0 };
     Duration::from_secs_f64(s.clamp(0.1, 1e7))
 }

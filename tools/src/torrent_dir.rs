@@ -3,9 +3,9 @@
 //! changed since the last one, in the order to act on it (every drop before any add, so a changed file is dropped
 //! and then re-added).
 //!
-//! The walk follows bttrack's `allowed_dir` scan (`cyclone_tracker::allowed`, whose walk is private to the tracker;
-//! this one also keeps the full metainfo, which launchmany needs): a directory's subdirectories are scanned only if
-//! it holds no `*.torrent`. Files are tracked by (mtime, size): a broken file or a duplicate is reported once and
+//! The walk is the one bttrack's `allowed_dir` scan uses ([`cyclone_metainfo::torrent_dir::torrent_files`], bounded
+//! by its `MAX_DIR_FILES`, which bounds the map of watched files too): a directory's subdirectories are scanned only
+//! if it holds no `*.torrent`. Files are tracked by (mtime, size): a broken file or a duplicate is reported once and
 //! then ignored until it changes.
 
 use std::collections::HashMap;

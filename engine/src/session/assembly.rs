@@ -61,7 +61,6 @@ impl PieceMemory {
         let data = match reused {
             Some(mut b) => {
                 b.resize(len, 0);
-                b.truncate(len);
                 b
             }
             None => vec![0; len],

@@ -214,11 +214,12 @@ pub(super) async fn shard_main(ctx: ShardContext, input: ShardInput) {
     while shard.live.get() > 0 {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
-    *slot.borrow_mut() = None; // the watcher's closure held the shard: break the cycle
-                               // The executor ends when this returns. A job still running on its blocking pool (a file creation or stat left
-                               // by a task that is winding down) would then find no one to answer and glommio's blocking thread panics
-                               // ("failed to send response"). The pool has one thread and runs jobs in order, so once this no-op job has run,
-                               // every job submitted before it has finished.
+    // The watcher's closure held the shard: break the cycle.
+    *slot.borrow_mut() = None;
+    // The executor ends when this returns. A job still running on its blocking pool (a file creation or stat left
+    // by a task that is winding down) would then find no one to answer and glommio's blocking thread panics
+    // ("failed to send response"). The pool has one thread and runs jobs in order, so once this no-op job has run,
+    // every job submitted before it has finished.
     glommio::executor().spawn_blocking(|| ()).await;
 }
 

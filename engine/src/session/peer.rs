@@ -17,7 +17,7 @@ use glommio::net::TcpStream;
 use super::assembly::Placement;
 use super::finish::Completed;
 use super::torrent::{
-    fill_peer, update_interest, PeerKey, Torrent, TorrentState, MAX_OUTGOING_BYTES,
+    fill_peer, rechoke, update_interest, PeerKey, Torrent, TorrentState, MAX_OUTGOING_BYTES,
 };
 use crate::connection_timers::HANDSHAKE_TIMEOUT;
 use crate::upload::RequestOutcome;
@@ -261,11 +261,23 @@ fn handle(
         }
         Message::Interested => {
             p.peer_interested = true;
-            torrent_rechoke_later(st);
+            // Interest changes are rare: rechoke at once, as on any other change of the connections.
+            rechoke(
+                st,
+                st.wanted_missing == 0,
+                now,
+                torrent.shared.config.snub_time,
+            );
         }
         Message::NotInterested => {
             p.peer_interested = false;
-            torrent_rechoke_later(st);
+            // Interest changes are rare: rechoke at once, as on any other change of the connections.
+            rechoke(
+                st,
+                st.wanted_missing == 0,
+                now,
+                torrent.shared.config.snub_time,
+            );
         }
         Message::Have(piece) => {
             st.requester.peer_have(key, piece);
@@ -353,49 +365,6 @@ fn refuse_seed_to_seed(st: &TorrentState, key: PeerKey) -> Result<(), String> {
         return Err("seed to seed connection".into());
     }
     Ok(())
-}
-
-/// Interest changes are rare; the choker decides on the next tick-independent rechoke, run right away.
-fn torrent_rechoke_later(st: &mut TorrentState) {
-    // The choker only reads snapshots: run it now with what we know.
-    let now = Instant::now();
-    let seeding = st.wanted_missing == 0;
-    let snaps: std::collections::HashMap<PeerKey, crate::choker::PeerSnapshot> = st
-        .peers
-        .iter_mut()
-        .map(|(&k, p)| {
-            (
-                k,
-                crate::choker::PeerSnapshot {
-                    interested: p.peer_interested,
-                    unchoked: !p.am_choking,
-                    snubbed: false,
-                    download_rate: p.down_rate.rate(now),
-                    upload_rate: p.up_rate.rate(now),
-                },
-            )
-        })
-        .collect();
-    let actions = st
-        .choker
-        .rechoke(seeding, |k| snaps.get(&k).copied().unwrap_or_default());
-    for (k, action) in actions {
-        if let Some(p) = st.peers.get_mut(&k) {
-            match action {
-                crate::choker::ChokeAction::Unchoke => {
-                    p.am_choking = false;
-                    p.send(&Message::Unchoke);
-                }
-                crate::choker::ChokeAction::Choke => {
-                    p.am_choking = true;
-                    p.send(&Message::Choke);
-                    for r in p.upload.choked() {
-                        p.send(&Message::Reject(r));
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// Drains the outgoing buffer and serves queued upload requests until the peer is gone.

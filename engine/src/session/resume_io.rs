@@ -22,13 +22,6 @@ fn stamps(paths: &[Option<PathBuf>]) -> Vec<Option<FileStamp>> {
         .collect()
 }
 
-fn file_paths(torrent: &Torrent) -> Vec<Option<PathBuf>> {
-    let layout = torrent.storage.layout();
-    (0..layout.file_count())
-        .map(|i| (!layout.is_padding(i)).then(|| layout.path(i).to_path_buf()))
-        .collect()
-}
-
 /// What the resume record allows at start-up.
 pub(super) enum Resume {
     /// No usable record: recheck everything.
@@ -52,7 +45,7 @@ async fn load_inner(torrent: &Torrent) -> Option<Resume> {
         return None;
     }
     let expected = Expected::new(torrent.config.metainfo.info_hash, &torrent.map);
-    let paths = file_paths(torrent);
+    let paths = torrent.file_paths();
     let (record, current) = glommio::executor()
         .spawn_blocking(move || (resume::load(&path, &expected), stamps(&paths)))
         .await;
@@ -111,7 +104,7 @@ async fn save_as(torrent: &Torrent, clean: bool) {
     }
     let info_hash = torrent.config.metainfo.info_hash;
     let piece_length = torrent.map.piece_length();
-    let paths = file_paths(torrent);
+    let paths = torrent.file_paths();
     let result = glommio::executor()
         .spawn_blocking(move || {
             let record = ResumeRecord {

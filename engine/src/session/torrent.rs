@@ -53,7 +53,7 @@ const COPIES_REFRESH: Duration = Duration::from_secs(2);
 const FINAL_REPORT_PATIENCE: Duration = Duration::from_secs(2);
 /// Bad pieces a sole sender may send before it is closed and banned (BitTornado kicks at more than one).
 const MAX_BAD_PIECES_PER_PEER: u32 = 1;
-/// Most banned peer ids and addresses kept per torrent.
+/// Most entries kept in each of a torrent's ban lists (peer ids, addresses, IPs).
 const MAX_BANNED: usize = 1024;
 
 pub(super) type PeerKey = u32;
@@ -421,12 +421,13 @@ impl Torrent {
                 // One check at a time per shard (BitTornado's launchmany queues hash checks the same way): parallel
                 // checks of torrents on one disk only make every one of them slower.
                 let _permit = self.check_lock.acquire_permit(1).await;
-                let paths = self.data_paths();
+                let paths = self.file_paths();
                 let probe = glommio::executor()
                     .spawn_blocking(move || {
                         // An existing directory on the data's device, for glommio's DMA probe.
                         paths
                             .into_iter()
+                            .flatten()
                             .filter_map(|p| p.parent().map(|d| d.to_path_buf()))
                             .find(|d| d.is_dir())
                     })
@@ -506,12 +507,11 @@ impl Torrent {
         Ok(())
     }
 
-    /// The paths of the torrent's non-padding files.
-    fn data_paths(&self) -> Vec<std::path::PathBuf> {
+    /// The path of every file of the torrent, in order (`None`: a padding file, never on disk).
+    pub(super) fn file_paths(&self) -> Vec<Option<std::path::PathBuf>> {
         let layout = self.storage.layout();
         (0..layout.file_count())
-            .filter(|&i| !layout.is_padding(i))
-            .map(|i| layout.path(i).to_path_buf())
+            .map(|i| (!layout.is_padding(i)).then(|| layout.path(i).to_path_buf()))
             .collect()
     }
 
@@ -666,14 +666,12 @@ impl Torrent {
     /// Runs the choker over the current connections and sends the chokes/unchokes it decides.
     pub fn rechoke(&self) {
         let seeding = self.is_complete();
-        let now = Instant::now();
-        let mut guard = self.st.borrow_mut();
-        let st = &mut *guard;
-        let snaps = snapshots(st, now, self.shared.config.snub_time);
-        let actions = st
-            .choker
-            .rechoke(seeding, |k| snaps.get(&k).copied().unwrap_or_default());
-        apply_choke_actions(st, actions);
+        rechoke(
+            &mut self.st.borrow_mut(),
+            seeding,
+            Instant::now(),
+            self.shared.config.snub_time,
+        );
     }
 
     /// Sends requests to every peer with room in its pipeline.
@@ -713,7 +711,7 @@ impl Torrent {
                 }
                 // Snubbed peers lose their requests to others (BitTornado `snub_time`).
                 let snubbed = st.peers.get(&k).is_some_and(|p| {
-                    !p.outstanding_empty(&st.requester, k)
+                    st.requester.outstanding_count(k) > 0
                         && is_snubbed(now, p.peer_choking, p.last_activity, snub_time)
                 });
                 if snubbed && !st.requester.in_endgame() {
@@ -832,10 +830,8 @@ impl Torrent {
                         // Several bad pieces of one peer can be judged in one batch: ban and count it once.
                         if p.bad_pieces > MAX_BAD_PIECES_PER_PEER && !p.closing {
                             let (id, addr) = (p.peer_id, p.addr);
-                            if st.banned_ids.len() < MAX_BANNED {
-                                st.banned_ids.insert(id);
-                                st.banned_addrs.insert(addr);
-                            }
+                            ban(&mut st.banned_ids, id);
+                            ban(&mut st.banned_addrs, addr);
                             st.bad_peers_closed += 1;
                             Self::close_peer(st, sole);
                         }
@@ -930,8 +926,7 @@ impl Torrent {
             (total, have)
         };
         let (mut seeds, mut peers, mut done) = (0usize, 0usize, 0f64);
-        let keys: Vec<PeerKey> = st.peers.keys().copied().collect();
-        for k in keys {
+        for &k in st.peers.keys() {
             if st.requester.is_seed(k) {
                 seeds += 1;
             } else {
@@ -980,12 +975,6 @@ impl Torrent {
     }
 }
 
-impl PeerConn {
-    fn outstanding_empty(&self, requester: &Requester<PeerKey>, key: PeerKey) -> bool {
-        requester.outstanding_count(key) == 0
-    }
-}
-
 fn snapshots(
     st: &mut TorrentState,
     now: Instant,
@@ -1004,6 +993,16 @@ fn snapshots(
             (k, snap)
         })
         .collect()
+}
+
+/// Runs the choker over the connections and sends the chokes/unchokes it decides ([`Torrent::rechoke`], for a
+/// caller that already holds the state).
+pub(super) fn rechoke(st: &mut TorrentState, seeding: bool, now: Instant, snub_time: Duration) {
+    let snaps = snapshots(st, now, snub_time);
+    let actions = st
+        .choker
+        .rechoke(seeding, |k| snaps.get(&k).copied().unwrap_or_default());
+    apply_choke_actions(st, actions);
 }
 
 fn apply_choke_actions(st: &mut TorrentState, actions: Vec<(PeerKey, ChokeAction)>) {
@@ -1047,6 +1046,9 @@ fn judge_senders(
     block_senders: &[PeerKey],
     fingerprints: Option<Vec<u64>>,
 ) -> Vec<(Culprit, BadVerdict)> {
+    if !passed && !blame {
+        return Vec::new(); // our disk failed: nobody to judge
+    }
     let unknown: Culprit = (IpAddr::from([0, 0, 0, 0]), [0; 20]);
     let have_fingerprints = fingerprints.is_some();
     let fps = fingerprints.unwrap_or_default();
@@ -1062,9 +1064,6 @@ fn judge_senders(
         })
         .collect();
     let connected = st.peers.len();
-    if !passed && !blame {
-        return Vec::new(); // our disk failed: nobody to judge
-    }
     st.bad_data
         .judge_piece(piece, passed, &blocks, have_fingerprints, connected)
 }
@@ -1077,24 +1076,32 @@ fn punish(st: &mut TorrentState, culprit: Culprit, action: BadVerdict) {
         .filter(|(_, p)| !p.closing && culprit_of(p.addr, p.peer_id) == culprit)
         .map(|(&k, _)| k)
         .collect();
-    if action == BadVerdict::Ban && st.banned_ids.len() < MAX_BANNED {
+    if action == BadVerdict::Ban {
         let (ip, id) = culprit;
         if ip.is_loopback() {
-            st.banned_ids.insert(id);
+            ban(&mut st.banned_ids, id);
         } else if !ip.is_unspecified() {
-            st.banned_ips.insert(ip);
+            ban(&mut st.banned_ips, ip);
         }
     }
     if !keys.is_empty() {
         st.bad_peers_closed += 1;
     }
     for k in keys {
-        if action == BadVerdict::Ban && st.banned_addrs.len() < MAX_BANNED {
+        if action == BadVerdict::Ban {
             if let Some(p) = st.peers.get(&k) {
-                st.banned_addrs.insert(p.addr);
+                ban(&mut st.banned_addrs, p.addr);
             }
         }
         Torrent::close_peer(st, k);
+    }
+}
+
+/// Adds `item` to one of the torrent's ban lists unless that list already holds [`MAX_BANNED`] entries (each list
+/// is bounded on its own; the peer is closed either way).
+fn ban<T: Eq + std::hash::Hash>(list: &mut HashSet<T>, item: T) {
+    if list.len() < MAX_BANNED {
+        list.insert(item);
     }
 }
 

@@ -223,10 +223,7 @@ impl Storage {
                 .await?
             {
                 self.direct_writes.set(self.direct_writes.get() + 1);
-                self.writes.set(self.writes.get() + 1);
-                self.dirty
-                    .borrow_mut()
-                    .insert(span.file_index, self.writes.get());
+                self.mark_written(span.file_index);
             } else {
                 self.write_span(span, part.to_vec()).await?;
             }
@@ -259,12 +256,15 @@ impl Storage {
             span.file_offset,
         )
         .await?;
-        // Marked once complete: a sync that started earlier must not clear it.
-        self.writes.set(self.writes.get() + 1);
-        self.dirty
-            .borrow_mut()
-            .insert(span.file_index, self.writes.get());
+        self.mark_written(span.file_index);
         Ok(())
+    }
+
+    /// Records a completed write of file `index` for the next [`Storage::sync`]. Called once the write is complete:
+    /// a sync that started earlier must not clear it.
+    fn mark_written(&self, index: usize) {
+        self.writes.set(self.writes.get() + 1);
+        self.dirty.borrow_mut().insert(index, self.writes.get());
     }
 
     /// Appends the `length` bytes at `begin` in `piece` to `out` (exactly `length` bytes on success; `out` is

@@ -22,7 +22,7 @@ use cyclone_engine::session::{Activity, Session, SessionConfig, TorrentConfig, T
 use cyclone_metainfo::Metainfo;
 
 use crate::commands::download::{install_stop_signals, status_json, STOP_REQUESTED};
-use crate::download_options::SessionOptions;
+use crate::download_options::{secs, SessionOptions};
 use crate::error::CliError;
 use crate::torrent_dir::{DirEvent, TorrentDir};
 
@@ -118,7 +118,7 @@ pub fn run(args: &LaunchmanyArgs) -> Result<(), CliError> {
         LaunchOptions {
             dir: args.dir.clone(),
             saveas: args.saveas.clone(),
-            parse_dir_interval: seconds(args.parse_dir_interval),
+            parse_dir_interval: secs(args.parse_dir_interval),
             saveas_style: SaveasStyle::from_number(i64::from(args.saveas_style))?,
             display_path: args.display_path != 0,
             resume_dir,
@@ -130,15 +130,6 @@ pub fn run(args: &LaunchmanyArgs) -> Result<(), CliError> {
 /// `~/.cyclone/resume`, as `cyclone download`.
 pub fn default_resume_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cyclone/resume"))
-}
-
-/// Seconds to a rescan period, at least 0.1 s.
-pub fn seconds(s: f64) -> Duration {
-    Duration::from_secs_f64(if s.is_finite() {
-        s.clamp(0.1, 1e7)
-    } else {
-        60.0
-    })
 }
 
 /// Where `metainfo` (from `torrent_path`) is saved: the path given to [`TorrentConfig::layout_for`] as `saveas`
@@ -175,6 +166,11 @@ pub fn save_location(
         SaveasStyle::DirectoryPerTorrent => d.join(x),
     })
 }
+
+/// Dropped torrents whose last (Stopped) status is still awaited, at most. A last report the engine had to give up
+/// (status channel full) would otherwise keep its entry for the life of the process; beyond the bound a dropped
+/// torrent's last JSON status is simply not printed.
+const MAX_LEAVING: usize = 1024;
 
 /// A torrent of the directory, as the display shows it.
 struct Shown {
@@ -305,7 +301,9 @@ fn apply(
             if !t.died {
                 match handle.remove_torrent(&info_hash) {
                     Ok(()) => {
-                        leaving.insert(info_hash, path);
+                        if leaving.len() < MAX_LEAVING {
+                            leaving.insert(info_hash, path);
+                        }
                     }
                     Err(e) => out.message(&format!("FAILURE: {e}"), "failure", Some(&path)),
                 }
