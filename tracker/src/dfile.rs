@@ -15,7 +15,7 @@
 //! and reports it. Writing is atomic: temp file in the same directory, fsync, rename, fsync of the
 //! directory, so a crash (even SIGKILL) mid-save leaves the old or the new file, never a mix.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -538,11 +538,6 @@ pub fn merge(parts: Vec<DfileState>) -> DfileState {
         out.completed.extend(p.completed);
     }
     out
-}
-
-/// Unused-key-tolerant helper for tests and tools: counts peers per torrent.
-pub fn peer_counts(state: &DfileState) -> HashMap<InfoHash, usize> {
-    state.peers.iter().map(|(k, v)| (*k, v.len())).collect()
 }
 
 #[cfg(test)]
