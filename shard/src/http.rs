@@ -155,16 +155,6 @@ impl Request {
             .map(|(_, v)| v)
     }
 
-    /// The request line, rebuilt for access logs (only built when a log wants it).
-    pub fn request_line(&self) -> String {
-        let m = self.method.as_str();
-        format!(
-            "{m} {} HTTP/1.{}",
-            String::from_utf8_lossy(self.target()),
-            self.minor_version
-        )
-    }
-
     /// The target up to `?`.
     pub fn path(&self) -> &[u8] {
         let t = self.target();
@@ -362,7 +352,7 @@ pub async fn serve<H: Handler>(
                     let Ok(peer) = stream.peer_addr() else { return };
                     let _ = serve_raw(Conn::Stream(stream), peer, handler, limits, &idle).await;
                 }
-                (accepted, engine) => {
+                (accepted, Engine::Hyper) => {
                     let (stream, peer) = match accepted {
                         // SAFETY: the fd is ours (accept4) and handed over to glommio whole.
                         Accepted::Raw(fd, peer) => (
@@ -375,18 +365,7 @@ pub async fn serve<H: Handler>(
                         }
                     };
                     let Ok(peer) = peer else { return };
-                    match engine {
-                        Engine::Httparse => {
-                            let buf = vec![0u8; limits.max_request_bytes.min(2048)];
-                            let _ =
-                                serve_connection_from(stream, peer, handler, limits, buf, 0, &idle)
-                                    .await;
-                        }
-                        Engine::Hyper => {
-                            crate::hyper_glue::serve_connection_hyper(stream, peer, handler, limits)
-                                .await
-                        }
-                    }
+                    crate::hyper_glue::serve_connection_hyper(stream, peer, handler, limits).await
                 }
             }
         })
@@ -553,24 +532,12 @@ pub enum ConnectionEnd {
     IoError,
 }
 
-/// Serves one connection until it closes, times out or misbehaves. `peer` is its remote address.
+/// Serves one connection until it closes, times out or misbehaves, starting with `filled` bytes
+/// of `buf` already read. `peer` is its remote address.
 ///
 /// No `TCP_NODELAY` and no `shutdown`: each batch of responses goes out in one write, so Nagle
 /// never holds a response back (the previous one is acknowledged by the next request), and a
 /// plain close sends the FIN; each would be one more syscall per connection.
-pub async fn serve_connection<H: Handler>(
-    stream: TcpStream,
-    peer: SocketAddr,
-    handler: Rc<H>,
-    limits: HttpLimits,
-) -> ConnectionEnd {
-    // Start small; grow up to max_request_bytes only for large requests.
-    let buf = vec![0u8; limits.max_request_bytes.min(2048)];
-    let idle = crate::idle::IdleWatch::start(limits.idle_timeout);
-    serve_connection_from(stream, peer, handler, limits, buf, 0, &idle).await
-}
-
-/// [`serve_connection`] with `filled` bytes of `buf` already read.
 async fn serve_connection_from<H: Handler>(
     stream: TcpStream,
     peer: SocketAddr,

@@ -238,9 +238,20 @@ pub async fn get(
     timeout: Duration,
     max_bytes: usize,
 ) -> Result<HttpAnswer, HttpClientError> {
+    let (addr, left) = resolve_within(&url.host, url.port, timeout).await?;
+    get_addr(addr, url, user_agent, left, max_bytes).await
+}
+
+/// [`resolve`] under a deadline: the address and the time left of `timeout` (never zero), so a
+/// caller that looks at the address before connecting keeps one deadline for the whole exchange.
+pub async fn resolve_within(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<(SocketAddr, Duration), HttpClientError> {
     let start = std::time::Instant::now();
     let addr = glommio::timer::timeout(timeout, async {
-        Ok::<_, glommio::GlommioError<()>>(resolve(&url.host, url.port).await)
+        Ok::<_, glommio::GlommioError<()>>(resolve(host, port).await)
     })
     .await
     .map_err(|_| HttpClientError::Timeout(timeout))??;
@@ -248,7 +259,7 @@ pub async fn get(
     if left.is_zero() {
         return Err(HttpClientError::Timeout(timeout));
     }
-    get_addr(addr, url, user_agent, left, max_bytes).await
+    Ok((addr, left))
 }
 
 #[cfg(test)]

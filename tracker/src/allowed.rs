@@ -33,29 +33,17 @@ pub fn parse_list(text: &str, source: &Path) -> AllowedSet {
         if l.is_empty() {
             continue;
         }
-        match parse_hex(l) {
-            Some(h) => {
-                set.hashes.insert(h);
+        match cyclone_metainfo::InfoHash::from_hex(l) {
+            Ok(h) => {
+                set.hashes.insert(h.0);
             }
-            None => eprintln!(
+            Err(_) => eprintln!(
                 "*** WARNING *** could not parse line in torrent list {}: {l}",
                 source.display()
             ),
         }
     }
     set
-}
-
-fn parse_hex(s: &str) -> Option<InfoHash> {
-    if s.len() != 40 {
-        return None;
-    }
-    let mut out = [0u8; 20];
-    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
-        let hex = std::str::from_utf8(chunk).ok()?;
-        out[i] = u8::from_str_radix(hex, 16).ok()?;
-    }
-    Some(out)
 }
 
 /// What the tracker keeps of an allowed .torrent.

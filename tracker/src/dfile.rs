@@ -15,7 +15,7 @@
 //! and reports it. Writing is atomic: temp file in the same directory, fsync, rename, fsync of the
 //! directory, so a crash (even SIGKILL) mid-save leaves the old or the new file, never a mix.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -419,9 +419,20 @@ pub enum Loaded {
     },
 }
 
-/// Reads `path`. A corrupt file is renamed aside (never silently overwritten).
+/// Reads `path`. A corrupt file is renamed aside (never silently overwritten). At most the
+/// decoder's input limit (plus one byte, to see it is exceeded) is read: a larger file is corrupt
+/// anyway, and reading it whole first could exhaust memory.
 pub fn load(path: &Path, use_given_ip: bool) -> Result<Loaded, TrackerError> {
-    let bytes = match std::fs::read(path) {
+    let read_bounded = || -> std::io::Result<Vec<u8>> {
+        use std::io::Read;
+        let max = bencode::Limits::default().max_input_bytes as u64;
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)?
+            .take(max + 1)
+            .read_to_end(&mut bytes)?;
+        Ok(bytes)
+    };
+    let bytes = match read_bounded() {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::Missing),
         Err(e) => {
@@ -538,11 +549,6 @@ pub fn merge(parts: Vec<DfileState>) -> DfileState {
         out.completed.extend(p.completed);
     }
     out
-}
-
-/// Unused-key-tolerant helper for tests and tools: counts peers per torrent.
-pub fn peer_counts(state: &DfileState) -> HashMap<InfoHash, usize> {
-    state.peers.iter().map(|(k, v)| (*k, v.len())).collect()
 }
 
 #[cfg(test)]

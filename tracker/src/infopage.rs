@@ -37,7 +37,7 @@ fn escape(s: &str) -> String {
 }
 
 fn hex(h: &InfoHash) -> String {
-    h.iter().map(|b| format!("{b:02x}")).collect()
+    cyclone_metainfo::InfoHash(*h).to_hex()
 }
 
 /// Renders the page. `with_names`: allowed_dir + show_names layout; `allow_get`: names link to

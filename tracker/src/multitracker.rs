@@ -28,6 +28,7 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -68,7 +69,7 @@ fn push_pct(out: &mut String, bytes: &[u8]) {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
 }
@@ -375,7 +376,8 @@ async fn poll_once(
     numwant: u64,
     s: &PollSettings,
 ) -> Result<PollOutcome, String> {
-    let addr = http_client::resolve(&url.host, url.port)
+    // Resolution counts against the poll's deadline: a hung resolver must not hold a poll slot.
+    let (addr, left) = http_client::resolve_within(&url.host, url.port, s.timeout)
         .await
         .map_err(|e| e.to_string())?;
     if is_self(addr, &s.self_addrs) {
@@ -386,15 +388,7 @@ async fn poll_once(
         ..url.clone()
     };
     let max_peers = (numwant as usize).min(MAX_HARVESTED_PER_SWARM);
-    match http_client::get_addr(
-        addr,
-        &target,
-        "cyclone-tracker",
-        s.timeout,
-        MAX_ANSWER_BYTES,
-    )
-    .await
-    {
+    match http_client::get_addr(addr, &target, "cyclone-tracker", left, MAX_ANSWER_BYTES).await {
         Ok(a) => Ok(parse_poll_answer(a.status, &a.body, max_peers)),
         Err(e @ HttpClientError::TooLarge(_)) => Ok(PollOutcome::Error(e.to_string())),
         Err(e) => Err(e.to_string()),

@@ -6,33 +6,10 @@ pub const MAX_PARAMS: usize = 64;
 /// Percent-decodes `s`, turning `+` into a space as Python's `unquote_plus` does. Malformed escapes
 /// are kept literally (Python's behaviour). Returns `None` only if the result would exceed `max`.
 pub fn percent_decode(s: &[u8], max: usize) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len().min(max));
-    let mut i = 0;
-    while i < s.len() {
-        let b = s[i];
-        let decoded = if b == b'%' && i + 2 < s.len() {
-            match (hex(s[i + 1]), hex(s[i + 2])) {
-                (Some(h), Some(l)) => {
-                    i += 3;
-                    h << 4 | l
-                }
-                _ => {
-                    i += 1;
-                    b
-                }
-            }
-        } else if b == b'+' {
-            i += 1;
-            b' '
-        } else {
-            i += 1;
-            b
-        };
-        if out.len() == max {
-            return None;
-        }
-        out.push(decoded);
-    }
+    // A decoded value is never longer than its encoding, so this buffer only limits by `max`.
+    let mut out = vec![0u8; s.len().min(max)];
+    let n = percent_decode_into(s, &mut out)?;
+    out.truncate(n);
     Some(out)
 }
 
@@ -79,6 +56,14 @@ fn hex(b: u8) -> Option<u8> {
 /// A `name=value` pair, both still percent-encoded.
 pub type RawPair<'a> = (&'a [u8], &'a [u8]);
 
+/// One `name=value` piece of a query split at its first `=` (no `=`: an empty value).
+pub fn split_pair(piece: &[u8]) -> RawPair<'_> {
+    match piece.iter().position(|&b| b == b'=') {
+        Some(i) => (&piece[..i], &piece[i + 1..]),
+        None => (piece, &[][..]),
+    }
+}
+
 /// The raw (still encoded) `name=value` pairs of a query, in order. A piece without `=` has an
 /// empty value. Fails when there are more than [`MAX_PARAMS`] pieces. An iterator, so the caller
 /// collects the pairs in the form it keeps (one allocation per query, not two).
@@ -90,10 +75,7 @@ pub fn split_query(
     if count > MAX_PARAMS {
         return Err("too many parameters");
     }
-    let pairs = pieces().map(|piece| match piece.iter().position(|&b| b == b'=') {
-        Some(i) => (&piece[..i], &piece[i + 1..]),
-        None => (piece, &[][..]),
-    });
+    let pairs = pieces().map(split_pair);
     Ok(Counted {
         inner: pairs,
         left: count,

@@ -214,10 +214,7 @@ impl<'q> AnnounceParams<'q> {
             if too_long {
                 continue; // the count error above takes precedence, as in `split_query`
             }
-            let (n, v) = match piece.iter().position(|&b| b == b'=') {
-                Some(i) => (&piece[..i], &piece[i + 1..]),
-                None => (piece, &[][..]),
-            };
+            let (n, v) = crate::query::split_pair(piece);
             if n.len() > 64 || v.len() > MAX_ENCODED_VALUE {
                 too_long = true;
                 continue;

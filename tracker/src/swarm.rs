@@ -253,6 +253,15 @@ impl ShardState {
             n.min(self.config.response_size)
         });
         let nat_check = self.config.nat_check;
+        // The NAT state of a peer at a new address: port 0 is never checked, local peers (or no
+        // checking) are taken as reachable, others wait for a check.
+        let fresh_nat = if req.port == 0 {
+            Some(NAT_PORT_ZERO)
+        } else if work.local || nat_check == 0 {
+            Some(0)
+        } else {
+            None
+        };
         let swarm = self.swarms.entry(req.info_hash).or_default();
         let known = swarm.index.get(&req.peer_id).copied();
         let mut completed_delta: i64 = 0;
@@ -273,13 +282,6 @@ impl ShardState {
             (Event::Stopped, None) => {}
             (_, None) => {
                 if swarm.peers.len() < MAX_PEERS_PER_SWARM {
-                    let nat = if req.port == 0 {
-                        Some(NAT_PORT_ZERO)
-                    } else if work.local || nat_check == 0 {
-                        Some(0)
-                    } else {
-                        None
-                    };
                     if req.event == Event::Completed {
                         completed_delta += 1;
                     }
@@ -292,7 +294,7 @@ impl ShardState {
                         given_ip: req.ip.clone(),
                         supportcrypto: req.supportcrypto || req.requirecrypto,
                         requirecrypto: req.requirecrypto,
-                        nat,
+                        nat: fresh_nat,
                         last_seen: work.now,
                     });
                 }
@@ -312,13 +314,7 @@ impl ShardState {
                         p.ip = work.listed_ip;
                         p.port = req.port;
                         p.given_ip = req.ip.clone();
-                        p.nat = if req.port == 0 {
-                            Some(NAT_PORT_ZERO)
-                        } else if work.local || nat_check == 0 {
-                            Some(0)
-                        } else {
-                            None
-                        };
+                        p.nat = fresh_nat;
                     } else if p.nat.is_none() && (work.local || nat_check == 0) && req.port != 0 {
                         // Loaded from a dfile without a `nat` key (the PHP dialect): a local
                         // peer needs no check.
