@@ -345,6 +345,7 @@ async fn shard_main(
             swarm.insert(p);
         }
     }
+    st.recount_peers();
     st.completed.extend(input.loaded.completed);
     st.allowed = shared
         .allowed

@@ -16,6 +16,14 @@ pub const NAT_PORT_ZERO: u32 = 1 << 30;
 
 /// Most peers one torrent may hold (bounds memory per swarm; further new peers are refused).
 pub const MAX_PEERS_PER_SWARM: usize = 1 << 20;
+/// Most peers one shard holds over all its swarms. Every announce from a new peer id (or for a new info-hash,
+/// without an allowed set) adds one until the next expiry sweep, so without this bound a flood of made-up ids or
+/// hashes grows memory until `timeout_downloaders_interval` (45 min by default) passes. A new peer beyond it is
+/// served but not recorded, as beyond [`MAX_PEERS_PER_SWARM`].
+pub const MAX_PEERS_PER_SHARD: usize = 1 << 23;
+/// Most swarms one shard holds (a swarm is created by a peer's first announce and lives until a sweep finds it
+/// empty). An announce for a new info-hash beyond it is served an empty peer list and not recorded.
+pub const MAX_SWARMS_PER_SHARD: usize = 1 << 21;
 
 /// One peer of a swarm.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,7 +202,7 @@ pub struct SwarmCounts {
 pub struct ShardState {
     pub config: SwarmConfig,
     pub swarms: FastMap<InfoHash, Swarm>,
-    /// Completions per torrent; kept when a dead swarm is dropped (bttrack's `completed`).
+    /// Completions per torrent; kept when a dead swarm is dropped (bttrack's `completed`); at most `max_swarms`.
     pub completed: HashMap<InfoHash, u64>,
     pub allowed: Option<Arc<AllowedSet>>,
     /// allowed_ips / banned_ips, as last loaded (read by this shard's HTTP front).
@@ -207,6 +215,11 @@ pub struct ShardState {
     nat_in_flight: HashSet<(InfoHash, PeerId)>,
     /// Torrents a dedicated seed announced as complete (`dedicated_seed_id`).
     seeded: HashSet<InfoHash>,
+    /// Peers in all swarms (bounded by `max_peers`).
+    peer_count: usize,
+    /// [`MAX_PEERS_PER_SHARD`] and [`MAX_SWARMS_PER_SHARD`] (fields, so tests can lower them).
+    max_peers: usize,
+    max_swarms: usize,
 }
 
 impl ShardState {
@@ -221,6 +234,9 @@ impl ShardState {
             nat_queue: Vec::new(),
             nat_in_flight: HashSet::new(),
             seeded: HashSet::new(),
+            peer_count: 0,
+            max_peers: MAX_PEERS_PER_SHARD,
+            max_swarms: MAX_SWARMS_PER_SHARD,
         }
     }
 
@@ -262,8 +278,18 @@ impl ShardState {
         } else {
             None
         };
+        let look_only = req.event == Event::Snooped || req.event == Event::Stopped || req.tracker;
+        if !self.swarms.contains_key(&req.info_hash)
+            && (look_only || self.swarms.len() >= self.max_swarms)
+        {
+            // Nothing to record (a look, or the last word of an unknown peer), or no room for another swarm:
+            // answer as for an empty swarm without creating one.
+            return Ok(self.respond(&Swarm::default(), work, rsize, warning));
+        }
+        let room = self.peer_count < self.max_peers;
         let swarm = self.swarms.entry(req.info_hash).or_default();
         let known = swarm.index.get(&req.peer_id).copied();
+        let peers_before = swarm.peers.len();
         let mut completed_delta: i64 = 0;
         match (req.event, known) {
             // Snoops and tracker-to-tracker polls look without touching.
@@ -281,7 +307,7 @@ impl ShardState {
             }
             (Event::Stopped, None) => {}
             (_, None) => {
-                if swarm.peers.len() < MAX_PEERS_PER_SWARM {
+                if swarm.peers.len() < MAX_PEERS_PER_SWARM && room {
                     if req.event == Event::Completed {
                         completed_delta += 1;
                     }
@@ -325,14 +351,31 @@ impl ShardState {
                 }
             }
         }
+        // Every peer added or removed above (one at most).
+        self.peer_count = (self.peer_count + swarm.peers.len()).saturating_sub(peers_before);
         if req.event != Event::Stopped && req.event != Event::Snooped {
             self.maybe_queue_nat_check(&req.info_hash, &req.peer_id);
         }
-        if completed_delta != 0 {
+        // Completion counts outlive their swarms (bttrack), so they get the swarms' bound too.
+        if completed_delta != 0
+            && (self.completed.len() < self.max_swarms
+                || self.completed.contains_key(&req.info_hash))
+        {
             let c = self.completed.entry(req.info_hash).or_insert(0);
             *c = c.saturating_add_signed(completed_delta);
         }
-        let swarm = &self.swarms[&req.info_hash];
+        Ok(self.respond(&self.swarms[&req.info_hash], work, rsize, warning))
+    }
+
+    /// The announce's answer from `swarm` (HTTP body or UDP packet).
+    fn respond(
+        &self,
+        swarm: &Swarm,
+        work: &AnnounceWork,
+        rsize: usize,
+        warning: Option<String>,
+    ) -> Vec<u8> {
+        let req = &work.req;
         let interval = if req.tracker {
             self.config.multitracker_reannounce_interval
         } else {
@@ -353,7 +396,7 @@ impl ShardState {
             let rsize = rsize.min(MAX_UDP_PEERS);
             let mut out = Vec::with_capacity(20 + rsize * if v6 { 18 } else { 6 });
             write_udp_response(&mut out, swarm, req, rsize, interval, transaction_id, v6);
-            return Ok(out);
+            return out;
         }
         let mut out = Vec::with_capacity(64 + rsize * 8);
         write_response(
@@ -365,7 +408,7 @@ impl ShardState {
             self.config.min_interval,
             &extras,
         );
-        Ok(out)
+        out
     }
 
     /// Counts for one torrent, if this tracker knows it.
@@ -402,6 +445,11 @@ impl ShardState {
             .collect()
     }
 
+    /// Recounts the peers of every swarm (after swarms were filled directly, as the dfile loader does).
+    pub fn recount_peers(&mut self) {
+        self.peer_count = self.swarms.values().map(|s| s.peers.len()).sum();
+    }
+
     /// bttrack's expiry sweep: drops peers not seen since the previous sweep, then (unless
     /// keep_dead) torrents left without peers that are not in the allowed set. Returns the number
     /// of peers dropped.
@@ -429,6 +477,7 @@ impl ShardState {
             });
         }
         self.prev_sweep = now;
+        self.peer_count = self.peer_count.saturating_sub(dropped);
         dropped
     }
 
@@ -826,6 +875,42 @@ mod tests {
     fn peers_of(body: &[u8]) -> Vec<u8> {
         let v = bencode::decode(body).unwrap();
         v.get(b"peers").unwrap().as_bytes().unwrap_or(&[]).to_vec()
+    }
+
+    #[test]
+    fn swarms_and_peers_per_shard_are_bounded_and_looks_create_nothing() {
+        let mut s = ShardState::new(config(), 1);
+        s.max_swarms = 2;
+        s.max_peers = 3;
+        let on = |ih: u8, id: u8, event: Event| {
+            let mut r = req(id, 5, event);
+            r.info_hash = [ih; 20];
+            work(r, [127, 0, 0, 1], 1)
+        };
+        // Looks and stops of unknown swarms are answered without creating one.
+        for event in [Event::Snooped, Event::Stopped] {
+            let body = s.announce(&on(1, 1, event)).unwrap();
+            assert!(peers_of(&body).is_empty());
+        }
+        assert!(s.swarms.is_empty());
+        // Two swarms fit, the third hash is served but not recorded.
+        s.announce(&on(1, 1, Event::Started)).unwrap();
+        s.announce(&on(2, 2, Event::Started)).unwrap();
+        assert!(s.announce(&on(3, 3, Event::Started)).is_ok());
+        assert_eq!(s.swarms.len(), 2);
+        // A third peer fits, a fourth does not.
+        s.announce(&on(1, 4, Event::Started)).unwrap();
+        s.announce(&on(2, 5, Event::Started)).unwrap();
+        let total = |s: &ShardState| s.swarms.values().map(|w| w.peers.len()).sum::<usize>();
+        assert_eq!((total(&s), s.peer_count), (3, 3));
+        // Room again once a peer stops.
+        s.announce(&on(1, 4, Event::Stopped)).unwrap();
+        s.announce(&on(2, 5, Event::Started)).unwrap();
+        assert_eq!((total(&s), s.peer_count), (3, 3));
+        // The sweep keeps the count in step.
+        s.expire(10);
+        s.expire(20);
+        assert_eq!((total(&s), s.peer_count), (0, 0));
     }
 
     #[test]
