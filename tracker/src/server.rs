@@ -502,6 +502,29 @@ async fn shard_main(
 }
 
 /// Shard 0's duties: periodic dfile saves, and signals (save and stop; reopen the log).
+/// The counts of `hashes` (those with a swarm), each asked of its owner shard, one request per shard (HTTP and UDP
+/// scrapes).
+pub(crate) async fn counts_from_owners(
+    router: &Router<ShardReq, ShardResp>,
+    hashes: &[InfoHash],
+) -> Result<Vec<(InfoHash, SwarmCounts)>, TrackerError> {
+    let shards = router.shards();
+    let mut groups: Vec<Vec<InfoHash>> = vec![Vec::new(); shards];
+    for h in hashes {
+        groups[shard_for_key(h, shards)].push(*h);
+    }
+    let mut out = Vec::new();
+    for (s, g) in groups.into_iter().enumerate() {
+        if g.is_empty() {
+            continue;
+        }
+        if let ShardResp::Counts(v) = router.call(s, ShardReq::Counts(g)).await? {
+            out.extend(v);
+        }
+    }
+    Ok(out)
+}
+
 async fn coordinator(router: Rc<Router<ShardReq, ShardResp>>, shared: Arc<Shared>) {
     let save_every = Duration::from_secs(shared.config.save_dfile_interval);
     let mut next_save = Instant::now() + save_every;
@@ -821,20 +844,7 @@ impl Front {
         let shards = self.router.shards();
         let mut out = BTreeMap::new();
         match hashes {
-            Some(hs) => {
-                let mut groups: Vec<Vec<InfoHash>> = vec![Vec::new(); shards];
-                for h in hs {
-                    groups[shard_for_key(&h, shards)].push(h);
-                }
-                for (s, g) in groups.into_iter().enumerate() {
-                    if g.is_empty() {
-                        continue;
-                    }
-                    if let ShardResp::Counts(v) = self.router.call(s, ShardReq::Counts(g)).await? {
-                        out.extend(v);
-                    }
-                }
-            }
+            Some(hs) => out.extend(counts_from_owners(&self.router, &hs).await?),
             None => {
                 for s in 0..shards {
                     if let ShardResp::Counts(v) = self.router.call(s, ShardReq::AllCounts).await? {

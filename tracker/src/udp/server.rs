@@ -329,21 +329,11 @@ impl UdpFront {
                 }
             }
             Remote::Scrape(hashes, transaction_id) => {
-                let shards = self.router.shards();
-                let mut groups: Vec<Vec<InfoHash>> = vec![Vec::new(); shards];
-                for h in &hashes {
-                    groups[shard_for_key(h, shards)].push(*h);
-                }
-                let mut found: HashMap<InfoHash, SwarmCounts> = HashMap::new();
-                for (s, g) in groups.into_iter().enumerate() {
-                    if g.is_empty() {
-                        continue;
-                    }
-                    match self.router.call(s, ShardReq::Counts(g)).await {
-                        Ok(ShardResp::Counts(v)) => found.extend(v),
-                        _ => return error_packet(transaction_id, "internal error"),
-                    }
-                }
+                let found: HashMap<InfoHash, SwarmCounts> =
+                    match crate::server::counts_from_owners(&self.router, &hashes).await {
+                        Ok(v) => v.into_iter().collect(),
+                        Err(_) => return error_packet(transaction_id, "internal error"),
+                    };
                 let counts: Vec<Option<SwarmCounts>> =
                     hashes.iter().map(|h| found.get(h).copied()).collect();
                 scrape_reply(&counts, transaction_id)
