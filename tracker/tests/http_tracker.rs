@@ -201,6 +201,81 @@ fn keep_alive_pipelining_and_malformed_http() {
     t.stop();
 }
 
+/// Reads one response from a keep-alive connection (head, then Content-Length bytes of body).
+fn read_one_response(s: &mut std::net::TcpStream) -> (u16, Vec<u8>) {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap(), 1, "connection closed mid-head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    (status, body)
+}
+
+/// Keep-alive connections are read two ways (a plain `recv` after a yield when the shard is busy, glommio's
+/// stream otherwise): many connections at once, each sending its requests one after another, some right away and
+/// some after a pause, all get the right answers in order; then, left idle, they are closed by the timeout.
+#[test]
+fn keep_alive_connections_under_load_then_idle() {
+    let dir = tempdir();
+    let t = Tracker::start(&path_in(&dir, "dstate"), &["--socket_timeout", "2"]);
+    let port = t.port;
+    let threads: Vec<_> = (0..16u8)
+        .map(|c| {
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                for i in 0..300u32 {
+                    let left = u64::from(i % 2);
+                    let a = announce_target(&IH, &pid(c), 7000 + u16::from(c), left, "&compact=1");
+                    write!(s, "GET {a} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                    let (status, body) = read_one_response(&mut s);
+                    assert_eq!(status, 200, "connection {c} request {i}");
+                    assert!(
+                        body.starts_with(b"d8:complete"),
+                        "{}",
+                        String::from_utf8_lossy(&body)
+                    );
+                    if i % 50 == 49 {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+                // Idle now: the server closes the connection after --socket_timeout.
+                let start = std::time::Instant::now();
+                let mut buf = [0u8; 16];
+                let n = std::io::Read::read(&mut s, &mut buf).unwrap_or(0);
+                assert_eq!(n, 0, "the server closes an idle keep-alive connection");
+                assert!(start.elapsed() < Duration::from_secs(20));
+            })
+        })
+        .collect();
+    for th in threads {
+        th.join().unwrap();
+    }
+    // Every connection's peer is in the swarm.
+    let r = t.get(&announce_target(&IH, &pid(99), 7999, 5, "&compact=1"));
+    let body = String::from_utf8_lossy(&r.body).into_owned();
+    let counts = |key: &str| -> u64 {
+        let at = body.find(key).unwrap() + key.len() + 1;
+        body[at..].split('e').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(counts("complete") + counts("incomplete"), 17, "{body}");
+    t.stop();
+}
+
 #[test]
 fn idle_connections_time_out() {
     let dir = tempdir();
