@@ -11,7 +11,7 @@
 //! batched into one write.
 
 use std::borrow::Cow;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
@@ -301,6 +301,7 @@ pub async fn serve<H: Handler>(
     let conns_shared = Rc::new(ShardConns {
         idle: crate::idle::IdleWatch::start(limits.idle_timeout),
         ahead: ReadAhead::default(),
+        scratch: RefCell::new(vec![0u8; SCRATCH_BYTES].into_boxed_slice()),
     });
     let lfd = listener.as_raw_fd();
     // The fd stays the same: glommio's listener is only used to wait when the backlog is empty.
@@ -369,7 +370,11 @@ pub async fn serve<H: Handler>(
                         }
                     };
                     let Ok(peer) = peer else { return };
-                    crate::hyper_glue::serve_connection_hyper(stream, peer, handler, limits).await
+                    // Boxed, so that hyper's large connection state is not part of every connection's task.
+                    Box::pin(crate::hyper_glue::serve_connection_hyper(
+                        stream, peer, handler, limits,
+                    ))
+                    .await
                 }
             }
         })
@@ -427,67 +432,85 @@ async fn serve_raw<H: Handler>(
     shared: &ShardConns,
 ) -> ConnectionEnd {
     let raw = conn.raw();
-    // On the stack: most requests are served from it without a heap buffer.
-    let mut buf = [0u8; 2048];
-    let want = buf.len().min(limits.max_request_bytes);
-    // SAFETY: `buf` is valid for writes of `want` <= its length; MSG_DONTWAIT: non-blocking.
-    let n = unsafe { libc::recv(raw, buf.as_mut_ptr().cast(), want, libc::MSG_DONTWAIT) };
-    let filled = match n {
-        0 => return ConnectionEnd::PeerClosed,
-        n if n > 0 => n as usize,
-        _ => {
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::WouldBlock {
-                return ConnectionEnd::IoError;
+    let first = {
+        // Read and parse in the shard's scratch buffer, not one in this future: the task of every connection is
+        // allocated and its future copied into it, and a 2 KiB array here made each 2 KiB bigger.
+        let mut scratch = shared.scratch.borrow_mut();
+        let want = scratch.len().min(limits.max_request_bytes);
+        let buf = &mut scratch[..want];
+        // SAFETY: `buf` is valid for writes of its length; MSG_DONTWAIT: non-blocking.
+        let n = unsafe { libc::recv(raw, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        match n {
+            0 => return ConnectionEnd::PeerClosed,
+            n if n > 0 => match parse_one(&buf[..n as usize], limits.max_headers, peer) {
+                Parsed::Complete(req, used, false) if used == n as usize => First::Answer(req),
+                _ => First::Continue(buf[..n as usize].to_vec()),
+            },
+            _ => {
+                if std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock {
+                    return ConnectionEnd::IoError;
+                }
+                First::Continue(Vec::new())
             }
-            0
         }
     };
-    if filled > 0 {
-        if let Parsed::Complete(req, used, false) =
-            parse_one(&buf[..filled], limits.max_headers, peer)
-        {
-            if used == filled {
-                let head_only = req.method == Method::Head;
-                let minor = req.minor_version;
-                let resp = handler.handle(req).await;
-                let mut out = Vec::with_capacity(160 + resp.body.len());
-                resp.write_to(&mut out, minor, false, head_only);
-                // SAFETY: `out` is valid for reads of its length. MSG_MORE: hold the segment until
-                // the close below adds the FIN to it (see the function's docs).
-                let sent = unsafe {
-                    libc::send(
-                        raw,
-                        out.as_ptr().cast(),
-                        out.len(),
-                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL | libc::MSG_MORE,
-                    )
-                };
-                let already = match sent {
-                    s if s >= 0 && s as usize == out.len() => return ConnectionEnd::Closed,
-                    s if s >= 0 => s as usize,
-                    _ => {
-                        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock
-                        {
-                            return ConnectionEnd::IoError;
-                        }
-                        0
+    let mut heap = match first {
+        First::Continue(bytes) => bytes,
+        First::Answer(req) => {
+            let head_only = req.method == Method::Head;
+            let minor = req.minor_version;
+            let resp = handler.handle(req).await;
+            let mut out = Vec::with_capacity(160 + resp.body.len());
+            resp.write_to(&mut out, minor, false, head_only);
+            // SAFETY: `out` is valid for reads of its length. MSG_MORE: hold the segment until
+            // the close below adds the FIN to it (see the function's docs).
+            let sent = unsafe {
+                libc::send(
+                    raw,
+                    out.as_ptr().cast(),
+                    out.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL | libc::MSG_MORE,
+                )
+            };
+            let already = match sent {
+                s if s >= 0 && s as usize == out.len() => return ConnectionEnd::Closed,
+                s if s >= 0 => s as usize,
+                _ => {
+                    if std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock {
+                        return ConnectionEnd::IoError;
                     }
-                };
-                let mut stream = conn.into_stream();
-                let _ = stream.set_write_timeout(Some(limits.write_timeout));
-                return match stream.write_all(&out[already..]).await {
-                    Ok(()) => ConnectionEnd::Closed,
-                    Err(_) => ConnectionEnd::IoError,
-                };
-            }
+                    0
+                }
+            };
+            let mut stream = conn.into_stream();
+            let _ = stream.set_write_timeout(Some(limits.write_timeout));
+            return match stream.write_all(&out[already..]).await {
+                Ok(()) => ConnectionEnd::Closed,
+                Err(_) => ConnectionEnd::IoError,
+            };
         }
-    }
+    };
     let stream = conn.into_stream();
-    let mut heap = vec![0u8; want.max(filled)];
-    heap[..filled].copy_from_slice(&buf[..filled]);
-    serve_connection_from(stream, peer, handler, limits, heap, filled, shared).await
+    let filled = heap.len();
+    heap.resize(SCRATCH_BYTES.min(limits.max_request_bytes).max(filled), 0);
+    // Boxed: the general loop's state (its own handler future, buffers) is allocated only for connections that
+    // need it, not carried in every connection's task.
+    Box::pin(serve_connection_from(
+        stream, peer, handler, limits, heap, filled, shared,
+    ))
+    .await
 }
+
+/// What [`serve_raw`]'s first read found.
+enum First {
+    /// One whole request that asks to close: answered on the fast path.
+    Answer(Request),
+    /// Anything else: these bytes (maybe none), then the general loop.
+    Continue(Vec<u8>),
+}
+
+/// Size of each shard's scratch buffer for a new connection's first read (most requests fit).
+const SCRATCH_BYTES: usize = 2048;
 
 /// One `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`: `Ok(None)` when no connection is waiting.
 fn accept_nonblocking(
@@ -718,6 +741,8 @@ impl ReadAhead {
 struct ShardConns {
     idle: Rc<crate::idle::IdleWatch>,
     ahead: ReadAhead,
+    /// A new connection's first read ([`serve_raw`]); borrowed only between awaits.
+    scratch: RefCell<Box<[u8]>>,
 }
 
 /// Sends FIN, then reads and discards what the client still sends (at most 64 KiB, at most 2 s)

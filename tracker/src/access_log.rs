@@ -13,6 +13,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use cyclone_metainfo::bencode::write_decimal;
+
 /// Most bytes of log lines one shard buffers between flushes.
 pub const MAX_BUFFERED: usize = 4 << 20;
 
@@ -100,14 +102,34 @@ impl LogBuffer {
             self.dropped.set(self.dropped.get() + 1);
             return;
         }
-        let _ = write!(b, "{} ", e.ip);
-        b.extend_from_slice(if e.gzip { b"gzip - [" } else { b"- - [" });
+        match e.ip {
+            // By hand: `Display` for an address went through the formatting machinery (~6 % of a tracker's
+            // instructions per request with the default `--access_log 1`, callgrind).
+            std::net::IpAddr::V4(a) => {
+                for (i, octet) in a.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        b.push(b'.');
+                    }
+                    write_decimal(&mut b, u64::from(octet));
+                }
+            }
+            std::net::IpAddr::V6(a) => {
+                let _ = write!(b, "{a}");
+            }
+        }
+        b.extend_from_slice(if e.gzip { b" gzip - [" } else { b" - - [" });
         b.extend_from_slice(self.stamp_now().as_bytes());
         b.extend_from_slice(b"] \"");
         b.extend_from_slice(e.method.as_bytes());
         b.push(b' ');
         escape_into(&mut b, e.target);
-        let _ = write!(b, " HTTP/1.{}\" {} {} \"", e.minor_version, e.code, e.bytes);
+        b.extend_from_slice(b" HTTP/1.");
+        write_decimal(&mut b, u64::from(e.minor_version));
+        b.extend_from_slice(b"\" ");
+        write_decimal(&mut b, u64::from(e.code));
+        b.push(b' ');
+        write_decimal(&mut b, e.bytes as u64);
+        b.extend_from_slice(b" \"");
         escape_into(&mut b, e.referer);
         b.extend_from_slice(b"\" \"");
         escape_into(&mut b, e.agent);
@@ -148,12 +170,12 @@ impl LogBuffer {
 }
 
 /// Appends `bytes` with printable ASCII kept and everything else escaped (`\\"`, `\\\\`, `\\xHH`), so request
-/// bytes cannot break a log line or forge one. Runs of plain bytes are copied at once.
+/// bytes cannot break a log line or forge one. Runs of plain bytes are found eight at a time and copied at once:
+/// a byte-at-a-time scan of each request's target was ~10 % of a tracker's instructions per request (callgrind).
 fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
-    let plain = |c: u8| (0x20..=0x7e).contains(&c) && c != b'"' && c != b'\\';
     let mut rest = bytes;
     while !rest.is_empty() {
-        let run = rest.iter().position(|&c| !plain(c)).unwrap_or(rest.len());
+        let run = plain_prefix_len(rest);
         out.extend_from_slice(&rest[..run]);
         let Some(&c) = rest.get(run) else { break };
         match c {
@@ -171,6 +193,41 @@ fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
         }
         rest = &rest[run + 1..];
     }
+}
+
+/// Whether a byte is written to the log as itself: printable ASCII other than `"` and `\\`.
+fn is_plain(c: u8) -> bool {
+    (0x20..=0x7e).contains(&c) && c != b'"' && c != b'\\'
+}
+
+/// How many bytes at the start of `bytes` are [`is_plain`]: whole 8-byte words are tested at once, the rest and the
+/// word that holds the first other byte one byte at a time.
+fn plain_prefix_len(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Some byte of `x` is zero (exact: the classic test has no false positives for "any").
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
+    let mut n = 0;
+    for word in bytes.chunks_exact(8) {
+        let x = u64::from_ne_bytes(word.try_into().expect("chunks of 8"));
+        // Below 0x20: a borrow reaches the high bit only for such bytes (they are all below 0x80).
+        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGHS != 0;
+        // 0x7f and above: the high bit is set once one is added (a carry out of 0xff comes from a byte that is
+        // itself flagged).
+        let high = (x | x.wrapping_add(ONES)) & HIGHS != 0;
+        if control
+            || high
+            || has_zero(x ^ (ONES * u64::from(b'"')))
+            || has_zero(x ^ (ONES * u64::from(b'\\')))
+        {
+            break;
+        }
+        n += 8;
+    }
+    n + bytes[n..]
+        .iter()
+        .position(|&c| !is_plain(c))
+        .unwrap_or(bytes.len() - n)
 }
 
 fn local_tm() -> libc::tm {
@@ -247,6 +304,36 @@ mod tests {
             1,
             "an escaped newline cannot start a forged line"
         );
+    }
+
+    #[test]
+    fn plain_runs_match_a_byte_at_a_time_scan() {
+        let mut rng = fastrand::Rng::with_seed(5);
+        for len in 0..40 {
+            for _ in 0..2000 {
+                // Mostly plain bytes, sometimes one of every other kind, at every position.
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| match rng.u8(..40) {
+                        0 => rng.u8(..0x20),
+                        1 => b'"',
+                        2 => b'\\',
+                        3 => rng.u8(0x7f..),
+                        _ => rng.u8(0x20..0x7f),
+                    })
+                    .collect();
+                let want = bytes.iter().position(|&c| !is_plain(c)).unwrap_or(len);
+                assert_eq!(plain_prefix_len(&bytes), want, "{bytes:?}");
+            }
+        }
+        for c in 0..=255u8 {
+            let mut word = *b"abcdefghij";
+            word[3] = c;
+            assert_eq!(
+                plain_prefix_len(&word),
+                if is_plain(c) { 10 } else { 3 },
+                "byte {c:#x}"
+            );
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ mod owned;
 mod reader;
 mod value;
 
-pub use owned::{write_bytes, write_int, Owned};
+pub use owned::{write_bytes, write_decimal, write_int, Owned};
 pub use reader::{DictReader, Reader, ValueType};
 pub use value::{Kind, Value};
 

@@ -27,7 +27,7 @@ pub fn write_bytes(out: &mut Vec<u8>, b: &[u8]) {
 /// `memcpy` (~10 % of a tracker's swarm work per announce, `swarm_announce` bench). `write_int` and `write_bytes`
 /// are `#[inline]` for the same reason: a constant key like `b"complete"` is then copied without a call.
 #[inline]
-fn write_decimal(out: &mut Vec<u8>, mut v: u64) {
+pub fn write_decimal(out: &mut Vec<u8>, mut v: u64) {
     let start = out.len();
     loop {
         out.push(b'0' + (v % 10) as u8);
