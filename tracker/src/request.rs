@@ -14,8 +14,9 @@ pub type PeerId = [u8; 20];
 const MAX_VALUE: usize = 256;
 
 /// The `event` parameter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Event {
+    #[default]
     None,
     Started,
     Completed,
@@ -24,8 +25,9 @@ pub enum Event {
     Snooped,
 }
 
-/// A parsed announce.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A parsed announce. `Default` is an empty request (all zero, no event, nothing optional), for code that builds one
+/// from another protocol or for a test.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AnnounceRequest {
     pub info_hash: InfoHash,
     pub peer_id: PeerId,

@@ -844,23 +844,10 @@ mod tests {
             info_hash: [7; 20],
             peer_id: [id; 20],
             port: 6881 + u16::from(id),
-            uploaded: 0,
-            downloaded: 0,
             left,
             event,
             compact: true,
-            no_peer_id: false,
-            numwant: None,
-            key: None,
-            ip: None,
-            supportcrypto: false,
-            requirecrypto: false,
-            trackerid: None,
-            tracker: false,
-            scrape: false,
-            seed_id: None,
-            check_seeded: false,
-            password: None,
+            ..AnnounceRequest::default()
         }
     }
 

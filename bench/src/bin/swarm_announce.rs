@@ -45,8 +45,6 @@ fn work(rng: &mut fastrand::Rng, hashes: &[[u8; 20]]) -> AnnounceWork {
             info_hash: hashes[idx.min(hashes.len() - 1)],
             peer_id,
             port: rng.u16(1024..),
-            uploaded: 0,
-            downloaded: 0,
             left: if rng.f64() < 0.25 {
                 0
             } else {
@@ -54,18 +52,7 @@ fn work(rng: &mut fastrand::Rng, hashes: &[[u8; 20]]) -> AnnounceWork {
             },
             event: Event::Started,
             compact: true,
-            no_peer_id: false,
-            numwant: None,
-            key: None,
-            ip: None,
-            supportcrypto: false,
-            requirecrypto: false,
-            trackerid: None,
-            tracker: false,
-            scrape: false,
-            seed_id: None,
-            check_seeded: false,
-            password: None,
+            ..AnnounceRequest::default()
         },
         conn_ip: ip,
         listed_ip: ip,

@@ -297,14 +297,7 @@ impl UdpFront {
             // authenticates with the same key.
             key: Some(format!("{:08X}", a.key).into_bytes()),
             ip: given_ip,
-            supportcrypto: false,
-            requirecrypto: false,
-            trackerid: None,
-            tracker: false,
-            scrape: false,
-            seed_id: None,
-            check_seeded: false,
-            password: None,
+            ..AnnounceRequest::default()
         };
         Ok(AnnounceWork {
             req,
