@@ -14,6 +14,8 @@
 //!   tracker_load compare --cyclone-bin PATH [--opentracker PATH] [options]
 //!       starts `cyclone-tracker --shards 1` and `opentracker -d DIR -w FILE` each pinned to CPU 0
 //!       (taskset), loads each from CPU 1, and prints both results and their ratio.
+//!   tracker_load wrk --cyclone-bin PATH [--rounds R --duration S --connections C]
+//!       keep-alive requests/s on one core with Debian's wrk (one fixed announce URL, default tracker options).
 //!   tracker_load engines --cyclone-bin PATH [options]
 //!       the same tracker with `--http_engine httparse` and `--http_engine hyper`, with and without
 //!       keep-alive: the measurement behind keeping the httparse loop.
@@ -650,6 +652,22 @@ fn run_cyclone(
     hashes: Arc<Vec<[u8; 20]>>,
     engine: &str,
 ) -> Result<RunResult, String> {
+    let (child, addr) =
+        start_cyclone(o, bin, dir, &["--access_log", "0", "--http_engine", engine])?;
+    // taskset execs the tracker, so the child's pid is the tracker's.
+    let mut oc = o.clone();
+    oc.server_pid = Some(child.0.id());
+    Ok(run_load(&oc, addr, hashes))
+}
+
+/// Starts `cyclone-tracker --shards 1` on 127.0.0.1, pinned to the server CPU, with `extra` options, and waits
+/// until it listens.
+fn start_cyclone(
+    o: &Opts,
+    bin: &Path,
+    dir: &Path,
+    extra: &[&str],
+) -> Result<(KillOnDrop, SocketAddr), String> {
     let port = free_port();
     let child = Command::new("taskset")
         .args(["-c", &o.server_cpu.to_string()])
@@ -661,12 +679,12 @@ fn run_cyclone(
             "127.0.0.1",
             "--shards",
             "1",
-            "--access_log",
-            "0",
+            "--save_dfile_interval",
+            "3600",
         ])
         .arg("--dfile")
         .arg(dir.join("dstate"))
-        .args(["--save_dfile_interval", "3600", "--http_engine", engine])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -677,10 +695,57 @@ fn run_cyclone(
         return Err("cyclone-tracker did not start".into());
     }
     std::thread::sleep(Duration::from_millis(500));
-    // taskset execs the tracker, so the child's pid is the tracker's.
-    let mut oc = o.clone();
-    oc.server_pid = Some(child.0.id());
-    Ok(run_load(&oc, addr, hashes))
+    Ok((child, addr))
+}
+
+/// Keep-alive requests/s on one core, the figure: `wrk -t1 -c<connections> -d<duration>s` (pinned to the
+/// client CPU) against one `cyclone-tracker --shards 1` with default options (pinned to the server CPU), one fixed
+/// announce URL, `rounds` runs; prints each run's requests/s and server CPU per request, then the median.
+fn keep_alive_wrk(o: &Opts) -> Result<(), String> {
+    let bin = o.cyclone_bin.clone().ok_or("wrk needs --cyclone-bin")?;
+    let dir = std::env::temp_dir().join(format!("tracker-load-wrk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let (child, addr) = start_cyclone(o, &bin, &dir, &[])?;
+    let pid = child.0.id();
+    let mut url = format!("http://{addr}/announce?info_hash=");
+    enc(&[0x12; 20], &mut url);
+    url.push_str("&peer_id=-CY0001-abcdefghijkl&port=6881&uploaded=0&downloaded=0&left=5&compact=1&event=started");
+    let mut rates = Vec::with_capacity(o.rounds);
+    for round in 0..o.rounds {
+        let before = cpu_ticks(pid).ok_or("server CPU time unreadable")?;
+        let out = Command::new("taskset")
+            .args(["-c", &o.client_cpu.to_string(), "wrk", "-t1"])
+            .arg(format!("-c{}", o.connections))
+            .arg(format!("-d{}s", o.duration))
+            .arg(&url)
+            .output()
+            .map_err(|e| format!("running wrk (apt-get install wrk): {e}"))?;
+        let after = cpu_ticks(pid).ok_or("server CPU time unreadable")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = |key: &str| -> Option<f64> {
+            text.lines()
+                .find_map(|l| l.trim().strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        };
+        let rate = line("Requests/sec:")
+            .ok_or_else(|| format!("no Requests/sec in wrk output: {text}"))?;
+        let requests = rate * o.duration as f64;
+        let cpu_us = (after - before) as f64 / clock_ticks_per_sec() * 1e6 / requests;
+        println!(
+            "round {round}: {rate:.0} requests/s, server CPU {:.0} % busy, {cpu_us:.2} us per request",
+            (after - before) as f64 / clock_ticks_per_sec() / o.duration as f64 * 100.0
+        );
+        rates.push(rate);
+    }
+    rates.sort_by(f64::total_cmp);
+    println!(
+        "median over {} rounds, keep-alive, wrk -c{}: {:.0} requests/s on one core",
+        rates.len(),
+        o.connections,
+        rates[rates.len() / 2]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }
 
 fn run_opentracker(o: &Opts, dir: &Path, hashes: Arc<Vec<[u8; 20]>>) -> Result<RunResult, String> {
@@ -777,8 +842,9 @@ fn main() {
         },
         Some("compare") => parse_opts(&args[1..]).and_then(|o| compare(&o)),
         Some("engines") => parse_opts(&args[1..]).and_then(|o| engines(&o)),
+        Some("wrk") => parse_opts(&args[1..]).and_then(|o| keep_alive_wrk(&o)),
         _ => Err(
-            "usage: tracker_load run|write-pool|compare [options] (see the file's doc comment)"
+            "usage: tracker_load run|write-pool|compare|engines|wrk [options] (see the file's doc comment)"
                 .into(),
         ),
     };
