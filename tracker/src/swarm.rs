@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use cyclone_metainfo::bencode::{write_bytes, write_int};
+use cyclone_metainfo::bencode::{write_bytes, write_decimal, write_int};
 
 use crate::fast_hash::FastMap;
 use crate::request::{AnnounceRequest, Event, InfoHash, PeerId, RequestError};
@@ -712,6 +712,26 @@ fn write_udp_response(
     }
 }
 
+/// Writes the `count` peers of one family (`v6` or IPv4) among `peers` as one bencoded compact string: address
+/// then big-endian port, 6 bytes each for IPv4, 18 for IPv6 (BEP 23, BEP 7).
+fn write_compact_peers<'p>(
+    out: &mut Vec<u8>,
+    peers: impl Iterator<Item = &'p Peer>,
+    count: usize,
+    v6: bool,
+) {
+    write_decimal(out, (count * if v6 { 18 } else { 6 }) as u64);
+    out.push(b':');
+    for p in peers {
+        match p.ip {
+            IpAddr::V4(a) if !v6 => out.extend_from_slice(&a.octets()),
+            IpAddr::V6(a) if v6 => out.extend_from_slice(&a.octets()),
+            _ => continue,
+        }
+        out.extend_from_slice(&p.port.to_be_bytes());
+    }
+}
+
 /// Writes the bencoded announce response (keys in sorted order).
 fn write_response(
     out: &mut Vec<u8>,
@@ -737,30 +757,13 @@ fn write_response(
     } else {
         select_peers(swarm, req, rsize, None)
     };
-    // Sized once (IPv4 peers are the usual case): growing from empty cost ~6 reallocations for
-    // a 50-peer answer. `v6` and `flags` allocate only if used.
-    let mut v4 = Vec::with_capacity(if compact { 6 * chosen.len() } else { 0 });
-    let mut v6 = Vec::new();
+    // `flags` allocates only if used; the compact lists are written straight into `out` below.
     let mut flags = Vec::new();
-    if compact {
-        for p in &chosen {
-            match p.ip {
-                IpAddr::V4(a) => {
-                    v4.extend_from_slice(&a.octets());
-                    v4.extend_from_slice(&p.port.to_be_bytes());
-                }
-                IpAddr::V6(a) => {
-                    v6.extend_from_slice(&a.octets());
-                    v6.extend_from_slice(&p.port.to_be_bytes());
-                }
-            }
-        }
-        if crypto_flags {
-            // One byte per peer, `peers` entries first, then `peers6` entries.
-            let flag = |p: &&Peer| u8::from(req.requirecrypto || p.requirecrypto);
-            flags.extend(chosen.iter().filter(|p| p.ip.is_ipv4()).map(flag));
-            flags.extend(chosen.iter().filter(|p| p.ip.is_ipv6()).map(flag));
-        }
+    if compact && crypto_flags {
+        // One byte per peer, `peers` entries first, then `peers6` entries.
+        let flag = |p: &&Peer| u8::from(req.requirecrypto || p.requirecrypto);
+        flags.extend(chosen.iter().filter(|p| p.ip.is_ipv4()).map(flag));
+        flags.extend(chosen.iter().filter(|p| p.ip.is_ipv6()).map(flag));
     }
     if crypto_flags && !no_list {
         write_bytes(out, b"crypto_flags");
@@ -778,10 +781,12 @@ fn write_response(
     if no_list {
         out.extend_from_slice(b"le");
     } else if compact {
-        write_bytes(out, &v4);
-        if !v6.is_empty() {
+        // Each family's entries written in place (no list built first and copied): `peers` always, `peers6` if any.
+        let v6 = chosen.iter().filter(|p| p.ip.is_ipv6()).count();
+        write_compact_peers(out, chosen.iter().copied(), chosen.len() - v6, false);
+        if v6 > 0 {
             write_bytes(out, b"peers6");
-            write_bytes(out, &v6);
+            write_compact_peers(out, chosen.iter().copied(), v6, true);
         }
     } else {
         out.push(b'l');
