@@ -77,13 +77,22 @@ pub struct LogBuffer {
     stamp: RefCell<(i64, String)>,
 }
 
+/// The protocol named at the end of a log line's request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `HTTP/1.<minor_version>`.
+    Http { minor_version: u8 },
+    /// `UDP`: a BEP 15 request, logged with the HTTP form of its query.
+    Udp,
+}
+
 /// One access-log entry; byte strings from the request are escaped when written (a log line cannot be forged).
 pub struct AccessEntry<'a> {
     pub ip: std::net::IpAddr,
     pub gzip: bool,
     pub method: &'static str,
     pub target: &'a [u8],
-    pub minor_version: u8,
+    pub protocol: Protocol,
     pub code: u16,
     pub bytes: usize,
     pub referer: &'a [u8],
@@ -123,8 +132,13 @@ impl LogBuffer {
         b.extend_from_slice(e.method.as_bytes());
         b.push(b' ');
         escape_into(&mut b, e.target);
-        b.extend_from_slice(b" HTTP/1.");
-        write_decimal(&mut b, u64::from(e.minor_version));
+        match e.protocol {
+            Protocol::Http { minor_version } => {
+                b.extend_from_slice(b" HTTP/1.");
+                write_decimal(&mut b, u64::from(minor_version));
+            }
+            Protocol::Udp => b.extend_from_slice(b" UDP"),
+        }
         b.extend_from_slice(b"\" ");
         write_decimal(&mut b, u64::from(e.code));
         b.push(b' ');
@@ -284,7 +298,7 @@ mod tests {
             gzip: true,
             method: "GET",
             target: b"/announce?info_hash=%12\"x\\y\n\xff",
-            minor_version: 1,
+            protocol: Protocol::Http { minor_version: 1 },
             code: 200,
             bytes: 57,
             referer: b"-",
@@ -345,7 +359,7 @@ mod tests {
             gzip: false,
             method: "HEAD",
             target: b"/",
-            minor_version: 0,
+            protocol: Protocol::Http { minor_version: 0 },
             code: 200,
             bytes: 0,
             referer: b"-",

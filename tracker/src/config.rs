@@ -60,7 +60,7 @@ const OPTIONS: &[(&str, Def, &str)] = &[
     ("min_interval", Def::Int(900), "cyclone: value of `min interval` sent to clients (0 = don't send it)"),
     ("shards", Def::Int(0), "cyclone: number of shards (executors pinned one per core); 0 = one per CPU"),
     ("max_connections", Def::Int(16384), "cyclone: most HTTP connections open at once per shard"),
-    ("access_log", Def::Int(1), "cyclone: write the Apache-style access log (0 = off, for benchmarks)"),
+    ("access_log", Def::Int(1), "cyclone: write the Apache-style access log (0 = off, for benchmarks); UDP announces and scrapes are logged in their HTTP form with protocol UDP"),
     ("nat_check_local", Def::Int(0), "cyclone: also NAT-check peers on intranet addresses (bttrack never does; for tests on loopback)"),
     ("udp", Def::Int(1), "cyclone: also serve the UDP tracker protocol (BEP 15) on the same port (0 = off)"),
     ("udp_bad_id_ban", Def::Int(3600), "cyclone: seconds a UDP client is ignored after more than 64 bad connection ids in a minute (0 = never)"),

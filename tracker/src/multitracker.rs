@@ -28,7 +28,6 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -64,24 +63,14 @@ pub fn new_tracker_id() -> TrackerId {
     id
 }
 
-fn push_pct(out: &mut String, bytes: &[u8]) {
-    for &b in bytes {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-}
-
 /// The request target of one poll: the announce URL's path and query, then bttrack's snoop.
 pub fn poll_target(base: &HttpUrl, ih: &InfoHash, id: &TrackerId, numwant: u64) -> String {
     let mut t = base.target.clone();
     t.push(if t.contains('?') { '&' } else { '?' });
     t.push_str("info_hash=");
-    push_pct(&mut t, ih);
+    crate::query::percent_encode_into(&mut t, ih);
     t.push_str("&peer_id=");
-    push_pct(&mut t, id);
+    crate::query::percent_encode_into(&mut t, id);
     t.push_str(&format!(
         "&event=stopped&port=0&uploaded=0&downloaded=0&left=1&tracker=1&numwant={numwant}&compact=1"
     ));

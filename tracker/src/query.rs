@@ -13,6 +13,21 @@ pub fn percent_decode(s: &[u8], max: usize) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Appends `bytes` percent-encoded for a query string: RFC 3986's unreserved bytes as they are, every other byte
+/// as `%XX`.
+pub fn percent_encode_into(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
+    }
+}
+
 /// [`percent_decode`] into a fixed buffer (no allocation): the decoded length, or `None` if the
 /// result does not fit in `out`.
 ///

@@ -78,7 +78,7 @@ pub(crate) struct Shared {
     /// allowed_ips / banned_ips at start.
     ip_filter: Option<Arc<IpFilter>>,
     /// `--aggregate_forward`, resolved at start.
-    forward: Option<crate::aggregate_forward::ForwardTarget>,
+    pub(crate) forward: Option<crate::aggregate_forward::ForwardTarget>,
     /// The allowed set as the dfile keeps it (bttrack's `allowed*` keys).
     allowed_persisted: Arc<Mutex<crate::allowed::Persisted>>,
     /// The allowed_dir scan cache of the start-up scan, taken by the reload loop.
@@ -90,8 +90,8 @@ pub(crate) struct Shared {
 }
 
 thread_local! {
-    /// Forwards in flight on this shard (`--aggregate_forward`).
-    static FORWARDS_IN_FLIGHT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Forwards in flight on this shard (`--aggregate_forward`), HTTP and UDP announces together.
+    pub(crate) static FORWARDS_IN_FLIGHT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 impl Shared {
@@ -398,6 +398,7 @@ async fn shard_main(
             state: state.clone(),
             shared: shared.clone(),
             bans: RefCell::default(),
+            log: log.clone(),
         });
         for u in input.udp_sockets {
             let udp = udp.clone();
@@ -693,7 +694,9 @@ impl http::Handler for Front {
                 gzip: gz,
                 method: req.method.as_str(),
                 target: req.target(),
-                minor_version: req.minor_version,
+                protocol: crate::access_log::Protocol::Http {
+                    minor_version: req.minor_version,
+                },
                 code: resp.status,
                 bytes: resp.body.len(),
                 referer: req.header("referer").unwrap_or(b"-"),

@@ -671,25 +671,7 @@ fn http09_request_gets_the_bare_body() {
 
 #[test]
 fn aggregate_forward_sends_the_query_with_the_password() {
-    use std::io::{Read, Write};
-    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let up_port = upstream.local_addr().unwrap().port();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        if let Some(Ok(mut c)) = upstream.incoming().next() {
-            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            let mut buf = vec![0u8; 4096];
-            let mut got = Vec::new();
-            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                match c.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => got.extend_from_slice(&buf[..n]),
-                }
-            }
-            let _ = c.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n");
-            let _ = tx.send(String::from_utf8_lossy(&got).into_owned());
-        }
-    });
+    let (up_port, rx) = one_request_upstream();
     let dir = tempdir();
     let fwd = format!("http://127.0.0.1:{up_port}/announce,pw");
     let t = Tracker::start(&path_in(&dir, "dstate"), &["--aggregate_forward", &fwd]);

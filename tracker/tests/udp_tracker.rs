@@ -438,3 +438,80 @@ fn a_burst_of_datagrams_is_answered_in_full() {
     assert_eq!(answered.into_iter().collect::<Vec<_>>(), tids);
     t.stop();
 }
+
+/// UDP announces and scrapes are access-logged in their HTTP form (protocol `UDP`, 400 for error packets, no
+/// line for connects), and announces go to `--aggregate_forward` as HTTP announces, like HTTP ones.
+#[test]
+fn udp_requests_are_logged_and_forwarded_as_http_announces() {
+    let (up_port, rx) = one_request_upstream();
+    let dir = tempdir();
+    let log = path_in(&dir, "access.log");
+    let fwd = format!("http://127.0.0.1:{up_port}/announce");
+    let t = Tracker::start(
+        &path_in(&dir, "dstate"),
+        &[
+            "--access_log",
+            "1",
+            "--logfile",
+            log.to_str().unwrap(),
+            "--min_time_between_log_flushes",
+            "0.1",
+            "--aggregate_forward",
+            &fwd,
+        ],
+    );
+    let ih = [0xab; 20];
+    let mut c = Client::new(t.port);
+    let cid = c.connect();
+    c.announce(cid, &ih, &[b'U'; 20], 100, 2, 7123);
+    c.scrape(cid, &[ih]);
+    let (bad, tid) = c.announce_packet(cid ^ 1, &ih, &[b'U'; 20], 100, 0, 7123);
+    assert_eq!(error_message(&c.exchange(&bad, tid)), "bad connection id");
+
+    let query = format!(
+        "info_hash={}&peer_id={}&port=7123&uploaded=0&downloaded=0&left=100&compact=1&no_peer_id=1&key=00001234&event=started",
+        enc(&ih),
+        "UUUUUUUUUUUUUUUUUUUU"
+    );
+    let got = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the UDP announce was forwarded");
+    assert!(
+        got.starts_with(&format!("GET /announce?{query} HTTP/1.0\r\n")),
+        "{got}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.lines().filter(|l| l.contains(" UDP\" ")).count() >= 3 {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no UDP access log lines: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let udp: Vec<&str> = text.lines().filter(|l| l.contains(" UDP\" ")).collect();
+    assert_eq!(udp.len(), 3, "announce, scrape, refused announce: {text}");
+    assert!(udp[0].starts_with("127.0.0.1 - - ["), "{}", udp[0]);
+    assert!(
+        udp[0].contains(&format!("\"GET /announce?{query} UDP\" 200 ")),
+        "{}",
+        udp[0]
+    );
+    assert!(
+        udp[1].contains(&format!(
+            "\"GET /scrape?info_hash={} UDP\" 200 20 ",
+            enc(&ih)
+        )),
+        "{}",
+        udp[1]
+    );
+    assert!(udp[2].contains(" UDP\" 400 "), "{}", udp[2]);
+    assert!(
+        !text.contains("/connect"),
+        "connects are not logged: {text}"
+    );
+    t.stop();
+}

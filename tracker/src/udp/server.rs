@@ -20,8 +20,10 @@ use cyclone_shard::udp_batch::{Flushed, RecvBatch, SendBatch, MAX_BATCH};
 use glommio::net::UdpSocket;
 use glommio::sync::Semaphore;
 
+use crate::access_log::{AccessEntry, LogBuffer, Protocol};
 use crate::client_ip::{listed_ip, normalize};
 use crate::config::ScrapeAllowed;
+use crate::query::percent_encode_into;
 use crate::request::{AnnounceRequest, Event, InfoHash};
 use crate::server::{ShardReq, ShardResp, Shared};
 use crate::swarm::{AnnounceWork, ReplyFormat, ShardState, SwarmCounts};
@@ -43,6 +45,8 @@ pub struct UdpFront {
     pub(crate) shared: Arc<Shared>,
     /// This shard's bad-id counts and bans.
     pub(crate) bans: RefCell<BadIdBans>,
+    /// This shard's access log (shared with its HTTP front).
+    pub(crate) log: Rc<LogBuffer>,
 }
 
 /// What to do with a datagram after the checks that need no other shard.
@@ -123,8 +127,10 @@ impl UdpFront {
                 let Some((packet, from)) = batch.get(i) else {
                     continue;
                 };
-                match self.first_pass(packet, from) {
+                let (next, logged_as) = self.first_pass(packet, from);
+                match next {
                     Next::Reply(out) => {
+                        self.log_answer(from, logged_as.as_deref(), &out);
                         if !out.is_empty() {
                             answers.push(out, from);
                         }
@@ -133,6 +139,7 @@ impl UdpFront {
                         // The router runs this shard's handler inline (it also starts the NAT
                         // checks the announce queued): no suspension, no task.
                         let out = self.remote(r).await;
+                        self.log_answer(from, logged_as.as_deref(), &out);
                         answers.push(out, from);
                     }
                     Next::Remote(r) => {
@@ -143,6 +150,7 @@ impl UdpFront {
                         let socket = socket.clone();
                         glommio::spawn_local(async move {
                             let out = me.remote(r).await;
+                            me.log_answer(from, logged_as.as_deref(), &out);
                             let _ = socket.send_to(&out, from).await;
                             drop(permit);
                         })
@@ -162,34 +170,77 @@ impl UdpFront {
         }
     }
 
-    /// Decodes and answers what this shard can answer alone.
-    fn first_pass(&self, packet: &[u8], from: SocketAddr) -> Next {
+    /// Writes the access-log line of an announce or scrape (`logged_as`, its HTTP form; `None` for what is not
+    /// logged): code 400 when the answer is an error packet, else 200, and the answer's size.
+    fn log_answer(&self, from: SocketAddr, logged_as: Option<&str>, answer: &[u8]) {
+        let Some(target) = logged_as else { return };
+        let error = answer.get(..4) == Some(&codec::ACTION_ERROR.to_be_bytes()[..]);
+        self.log.access(&AccessEntry {
+            ip: normalize(from.ip()),
+            gzip: false,
+            method: "GET",
+            target: target.as_bytes(),
+            protocol: Protocol::Udp,
+            code: if error { 400 } else { 200 },
+            bytes: answer.len(),
+            referer: b"-",
+            agent: b"-",
+        });
+    }
+
+    /// Decodes and answers what this shard can answer alone. Also returns the request's HTTP form for the access
+    /// log (announces and scrapes, with `--access_log` on; connects and undecodable datagrams are not logged).
+    fn first_pass(&self, packet: &[u8], from: SocketAddr) -> (Next, Option<String>) {
         let now = self.shared.now();
         if self.bans.borrow().is_banned(normalize(from.ip()), now) {
-            return Next::Reply(Vec::new());
+            return (Next::Reply(Vec::new()), None);
         }
         let req = match decode_request(packet) {
             Ok(r) => r,
-            // A malformed request is explained only to a client holding a valid connection id
-            // (so stray datagrams get no answer, and nobody can aim answers at a forged source);
-            // without a transaction id there is nothing to answer to anyway.
-            Err(e) => {
-                let reply = match (e.transaction_id, packet.get(..8)) {
-                    (Some(t), Some(id)) => {
-                        let mut b = [0u8; 8];
-                        b.copy_from_slice(id);
-                        let id = u64::from_be_bytes(b);
-                        if self.shared.connection_ids.check(id, &from, now) {
-                            error_packet(t, &e.to_string())
-                        } else {
-                            Vec::new()
-                        }
-                    }
-                    _ => Vec::new(),
-                };
-                return Next::Reply(reply);
-            }
+            Err(e) => return (self.malformed(e, packet, from, now), None),
         };
+        let logged_as = match &req {
+            UdpRequest::Connect { .. } => None,
+            _ if !self.shared.config.access_log => None,
+            r => Some(http_form(r)),
+        };
+        if let (Some(f), UdpRequest::Announce(a)) = (self.shared.forward.as_ref(), &req) {
+            // As HTTP announces are forwarded (bttrack's query, UDP has no tracker-to-tracker polls).
+            let query = match &logged_as {
+                Some(t) => t.strip_prefix("/announce?").unwrap_or(t).to_string(),
+                None => announce_query(a),
+            };
+            crate::aggregate_forward::spawn(
+                f,
+                query.as_bytes(),
+                &crate::server::FORWARDS_IN_FLIGHT,
+            );
+        }
+        (self.answer(req, from, now), logged_as)
+    }
+
+    /// The answer to a datagram that did not decode: explained only to a client holding a valid connection id
+    /// (so stray datagrams get no answer, and nobody can aim answers at a forged source); without a transaction
+    /// id there is nothing to answer to anyway.
+    fn malformed(&self, e: codec::DecodeError, packet: &[u8], from: SocketAddr, now: u64) -> Next {
+        let reply = match (e.transaction_id, packet.get(..8)) {
+            (Some(t), Some(id)) => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(id);
+                let id = u64::from_be_bytes(b);
+                if self.shared.connection_ids.check(id, &from, now) {
+                    error_packet(t, &e.to_string())
+                } else {
+                    Vec::new()
+                }
+            }
+            _ => Vec::new(),
+        };
+        Next::Reply(reply)
+    }
+
+    /// Answers a decoded request, or says which shard(s) must.
+    fn answer(&self, req: UdpRequest, from: SocketAddr, now: u64) -> Next {
         let shards = self.router.shards();
         match req {
             UdpRequest::Connect { transaction_id } => {
@@ -333,6 +384,57 @@ impl UdpFront {
             }
         }
     }
+}
+
+/// A UDP announce or scrape in the HTTP form a client would have sent (`/announce?…`, `/scrape?…`), for the
+/// access log.
+fn http_form(req: &UdpRequest) -> String {
+    match req {
+        UdpRequest::Announce(a) => format!("/announce?{}", announce_query(a)),
+        UdpRequest::Scrape { info_hashes, .. } => {
+            let mut t = String::with_capacity(8 + info_hashes.len() * 72);
+            t.push_str("/scrape");
+            for (i, h) in info_hashes.iter().enumerate() {
+                t.push_str(if i == 0 { "?info_hash=" } else { "&info_hash=" });
+                percent_encode_into(&mut t, h);
+            }
+            t
+        }
+        UdpRequest::Connect { .. } => "/connect".to_string(),
+    }
+}
+
+/// A UDP announce as the query of the HTTP announce carrying the same fields (`key` in the `%08X` form the
+/// swarm stores for UDP clients, `ip` only when the packet names one): what `--aggregate_forward` sends and the
+/// access log shows.
+fn announce_query(a: &UdpAnnounce) -> String {
+    use std::fmt::Write as _;
+    let mut q = String::with_capacity(256);
+    q.push_str("info_hash=");
+    percent_encode_into(&mut q, &a.info_hash);
+    q.push_str("&peer_id=");
+    percent_encode_into(&mut q, &a.peer_id);
+    let _ = write!(
+        q,
+        "&port={}&uploaded={}&downloaded={}&left={}&compact=1&no_peer_id=1&key={:08X}",
+        a.port, a.uploaded, a.downloaded, a.left, a.key
+    );
+    let event = match a.event {
+        UdpEvent::None => None,
+        UdpEvent::Completed => Some("completed"),
+        UdpEvent::Started => Some("started"),
+        UdpEvent::Stopped => Some("stopped"),
+    };
+    if let Some(e) = event {
+        let _ = write!(q, "&event={e}");
+    }
+    if a.num_want >= 0 {
+        let _ = write!(q, "&numwant={}", a.num_want);
+    }
+    if !a.ip.is_unspecified() {
+        let _ = write!(q, "&ip={}", a.ip);
+    }
+    q
 }
 
 /// The owner's result as a datagram: the encoded response, or its refusal as an error packet.
