@@ -15,17 +15,22 @@ pub fn percent_decode(s: &[u8], max: usize) -> Option<Vec<u8>> {
 
 /// Appends `bytes` percent-encoded for a query string: RFC 3986's unreserved bytes as they are, every other byte
 /// as `%XX`.
-pub fn percent_encode_into(out: &mut String, bytes: &[u8]) {
+pub fn percent_encode_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in bytes {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
+            out.push(b);
         } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 15)]));
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
         }
     }
+}
+
+/// [`percent_encode_bytes`] onto a `String`.
+pub fn percent_encode_into(out: &mut String, bytes: &[u8]) {
+    let mut encoded = Vec::with_capacity(bytes.len() * 3);
+    percent_encode_bytes(&mut encoded, bytes);
+    out.push_str(std::str::from_utf8(&encoded).expect("percent-encoding writes ASCII only"));
 }
 
 /// [`percent_decode`] into a fixed buffer (no allocation): the decoded length, or `None` if the
