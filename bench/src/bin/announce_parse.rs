@@ -4,7 +4,9 @@
 //! `cargo run --release -p cyclone-bench --bin announce_parse`
 //!
 //! Figure (2026-11-21, one core, quiet): 972 ns per typical query when each of ~20 names was looked up in a list of
-//! pairs; 647 ns with one pass filling a slot per known name.
+//! pairs; 647 ns with one pass filling a slot per known name. 2026-12-07, same run against that build: typical
+//! 560-582 -> 460 ns, keep-alive query 298-304 -> 193-196 ns (`&`/`=` found with memchr, plain integers without
+//! the UTF-8 path, escapes decoded in one byte-at-a-time pass).
 
 use std::hint::black_box;
 use std::time::Instant;

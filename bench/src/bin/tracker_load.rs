@@ -21,7 +21,7 @@
 //!       keep-alive: the measurement behind keeping the httparse loop.
 //!
 //! Options: --torrents N (10000) --connections C (64) --duration S (10) --keep-alive 0|1 (0)
-//!          --seed S (pool seed, 1) --server-cpu CPU (0) --client-cpu CPU (1) --rounds R (1, max 5)
+//!          --seed S (pool seed, 1) --server-cpu CPU (0) --client-cpu CPU (1) --rounds R (1, max 15)
 //!          --protocol http|udp (http)
 //!
 //! `--protocol udp` (BEP 15): `connections` client tasks, each with its own UDP socket and one
@@ -93,7 +93,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             "--opentracker" => o.opentracker = PathBuf::from(v),
             "--server-cpu" => o.server_cpu = num(v)? as usize,
             "--client-cpu" => o.client_cpu = num(v)? as usize,
-            "--rounds" => o.rounds = num(v)?.clamp(1, 5) as usize,
+            "--rounds" => o.rounds = num(v)?.clamp(1, 15) as usize,
             "--protocol" => {
                 o.udp = match v.as_str() {
                     "http" => false,
@@ -612,6 +612,13 @@ fn compare(o: &Opts) -> Result<(), String> {
         v.sort_by(|a, b| a.total_cmp(b));
         v[v.len() / 2]
     };
+    // Each round's two runs are minutes closer to each other than to other rounds, so the ratio within a round
+    // is less exposed to this VM's drift than the ratio of the two medians: both are printed.
+    let mut paired: Vec<f64> = ours
+        .iter()
+        .zip(&theirs)
+        .filter_map(|(a, b)| Some(a.server_cpu_us? / b.server_cpu_us?))
+        .collect();
     let mut cpu_a: Vec<f64> = ours.iter().filter_map(|r| r.server_cpu_us).collect();
     let mut cpu_b: Vec<f64> = theirs.iter().filter_map(|r| r.server_cpu_us).collect();
     let mut rps_a: Vec<f64> = ours
@@ -642,6 +649,14 @@ fn compare(o: &Opts) -> Result<(), String> {
         ca / cb
     );
     println!("ratio cyclone/opentracker announces/s: {:.2}x", ra / rb);
+    if !paired.is_empty() {
+        let shown: Vec<String> = paired.iter().map(|r| format!("{r:.2}")).collect();
+        println!(
+            "server CPU ratio within each round: {} (median {:.2}x)",
+            shown.join(" "),
+            median(&mut paired)
+        );
+    }
     Ok(())
 }
 
