@@ -737,3 +737,29 @@ fn unwritable_dfile_location_fails_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot be saved"), "{err}");
 }
+
+/// `--http_engine hyper` (kept to measure against the default loop) serves the same tracker: announces, scrapes and
+/// the info page, over keep-alive and closing connections.
+#[test]
+fn hyper_engine_serves_announces_scrapes_and_the_info_page() {
+    let dir = tempdir();
+    let t = Tracker::start(&path_in(&dir, "dstate"), &["--http_engine", "hyper"]);
+    let a = announce_target(&IH, &pid(1), 7001, 0, "&compact=1");
+    let b = announce_target(&IH, &pid(2), 7002, 5, "&compact=1");
+    let r = t.get(&a);
+    assert_eq!(r.status, 200);
+    let req = format!("GET {b} HTTP/1.1\r\nHost: x\r\n\r\nGET /scrape HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let rs = raw_request(t.port, req.as_bytes()).unwrap();
+    assert_eq!(rs.len(), 2);
+    let v = bencode::decode(&rs[0].body).unwrap();
+    assert_eq!(v.get(b"complete").unwrap().as_int(), Some(1));
+    assert_eq!(
+        v.get(b"peers").unwrap().as_bytes().unwrap(),
+        &[127, 0, 0, 1, 0x1b, 0x59]
+    );
+    let v = bencode::decode(&rs[1].body).unwrap();
+    let f = v.get(b"files").unwrap().get(&IH).unwrap();
+    assert_eq!(f.get(b"incomplete").unwrap().as_int(), Some(1));
+    assert_eq!(t.get("/").status, 200);
+    t.stop();
+}
