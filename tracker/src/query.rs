@@ -98,7 +98,7 @@ pub type RawPair<'a> = (&'a [u8], &'a [u8]);
 
 /// One `name=value` piece of a query split at its first `=` (no `=`: an empty value).
 pub fn split_pair(piece: &[u8]) -> RawPair<'_> {
-    match piece.iter().position(|&b| b == b'=') {
+    match memchr::memchr(b'=', piece) {
         Some(i) => (&piece[..i], &piece[i + 1..]),
         None => (piece, &[][..]),
     }

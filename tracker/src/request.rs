@@ -226,10 +226,7 @@ impl<'q> AnnounceParams<'q> {
                 // After a too-long parameter only the count is checked: the count error takes precedence, as in
                 // `split_query`.
                 if !too_long {
-                    let (n, v) = match memchr::memchr(b'=', piece) {
-                        Some(i) => (&piece[..i], &piece[i + 1..]),
-                        None => (piece, &[][..]),
-                    };
+                    let (n, v) = crate::query::split_pair(piece);
                     if n.len() > 64 || v.len() > MAX_ENCODED_VALUE {
                         too_long = true;
                     } else {

@@ -463,10 +463,12 @@ fn udp_requests_are_logged_and_forwarded_as_http_announces() {
     let ih = [0xab; 20];
     let mut c = Client::new(t.port);
     let cid = c.connect();
+    // First an announce with a connection id never issued: refused, logged, and not forwarded (the upstream
+    // takes only the first forward, which must be the next announce's).
+    let (bad, tid) = c.announce_packet(cid ^ 1, &ih, &[b'X'; 20], 100, 0, 7999);
+    assert_eq!(error_message(&c.exchange(&bad, tid)), "bad connection id");
     c.announce(cid, &ih, &[b'U'; 20], 100, 2, 7123);
     c.scrape(cid, &[ih]);
-    let (bad, tid) = c.announce_packet(cid ^ 1, &ih, &[b'U'; 20], 100, 0, 7123);
-    assert_eq!(error_message(&c.exchange(&bad, tid)), "bad connection id");
 
     let query = format!(
         "info_hash={}&peer_id={}&port=7123&uploaded=0&downloaded=0&left=100&compact=1&no_peer_id=1&key=00001234&event=started",
@@ -493,22 +495,22 @@ fn udp_requests_are_logged_and_forwarded_as_http_announces() {
         std::thread::sleep(Duration::from_millis(100));
     };
     let udp: Vec<&str> = text.lines().filter(|l| l.contains(" UDP\" ")).collect();
-    assert_eq!(udp.len(), 3, "announce, scrape, refused announce: {text}");
-    assert!(udp[0].starts_with("127.0.0.1 - - ["), "{}", udp[0]);
+    assert_eq!(udp.len(), 3, "refused announce, announce, scrape: {text}");
+    assert!(udp[0].contains(" UDP\" 400 "), "{}", udp[0]);
+    assert!(udp[1].starts_with("127.0.0.1 - - ["), "{}", udp[1]);
     assert!(
-        udp[0].contains(&format!("\"GET /announce?{query} UDP\" 200 ")),
+        udp[1].contains(&format!("\"GET /announce?{query} UDP\" 200 ")),
         "{}",
-        udp[0]
+        udp[1]
     );
     assert!(
-        udp[1].contains(&format!(
+        udp[2].contains(&format!(
             "\"GET /scrape?info_hash={} UDP\" 200 20 ",
             enc(&ih)
         )),
         "{}",
-        udp[1]
+        udp[2]
     );
-    assert!(udp[2].contains(" UDP\" 400 "), "{}", udp[2]);
     assert!(
         !text.contains("/connect"),
         "connects are not logged: {text}"

@@ -205,19 +205,8 @@ impl UdpFront {
             _ if !self.shared.config.access_log => None,
             r => Some(http_form(r)),
         };
-        if let (Some(f), UdpRequest::Announce(a)) = (self.shared.forward.as_ref(), &req) {
-            // As HTTP announces are forwarded (bttrack's query, UDP has no tracker-to-tracker polls).
-            let query = match &logged_as {
-                Some(t) => t.strip_prefix(b"/announce?").unwrap_or(t).to_vec(),
-                None => {
-                    let mut q = Vec::with_capacity(256);
-                    announce_query(a, &mut q);
-                    q
-                }
-            };
-            crate::aggregate_forward::spawn(f, &query, &crate::server::FORWARDS_IN_FLIGHT);
-        }
-        (self.answer(req, from, now), logged_as)
+        let next = self.answer(req, from, now, logged_as.as_deref());
+        (next, logged_as)
     }
 
     /// The answer to a datagram that did not decode: explained only to a client holding a valid connection id
@@ -240,8 +229,15 @@ impl UdpFront {
         Next::Reply(reply)
     }
 
-    /// Answers a decoded request, or says which shard(s) must.
-    fn answer(&self, req: UdpRequest, from: SocketAddr, now: u64) -> Next {
+    /// Answers a decoded request, or says which shard(s) must. `logged_as` is its HTTP form if the access log
+    /// already built it.
+    fn answer(
+        &self,
+        req: UdpRequest,
+        from: SocketAddr,
+        now: u64,
+        logged_as: Option<&[u8]>,
+    ) -> Next {
         let shards = self.router.shards();
         match req {
             UdpRequest::Connect { transaction_id } => {
@@ -254,12 +250,29 @@ impl UdpFront {
                 if let Some(refusal) = self.refusal(a.connection_id, a.transaction_id, from, now) {
                     return Next::Reply(refusal);
                 }
+                // Forwarded as HTTP announces are (bttrack's query; UDP has no tracker-to-tracker polls), and only
+                // once accepted: past the connection-id check (a forged source address is never forwarded) and the
+                // aggregator's password rule.
+                let forward = self.shared.forward.as_ref().map(|f| {
+                    let query = match logged_as {
+                        Some(t) => t.strip_prefix(b"/announce?").unwrap_or(t).to_vec(),
+                        None => {
+                            let mut q = Vec::with_capacity(256);
+                            announce_query(&a, &mut q);
+                            q
+                        }
+                    };
+                    (f, query)
+                });
                 let transaction_id = a.transaction_id;
                 let owner = shard_for_key(&a.info_hash, shards);
                 let work = match self.announce_work(a, from, now) {
                     Ok(w) => w,
                     Err(message) => return Next::Reply(error_packet(transaction_id, message)),
                 };
+                if let Some((f, query)) = forward {
+                    crate::aggregate_forward::spawn(f, &query, &crate::server::FORWARDS_IN_FLIGHT);
+                }
                 Next::Remote(Remote::Announce(owner, Box::new(work), transaction_id))
             }
             UdpRequest::Scrape {
