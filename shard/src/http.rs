@@ -444,13 +444,18 @@ async fn serve_raw<H: Handler>(
             0 => return ConnectionEnd::PeerClosed,
             n if n > 0 => match parse_one(&buf[..n as usize], limits.max_headers, peer) {
                 Parsed::Complete(req, used, false) if used == n as usize => First::Answer(req),
-                _ => First::Continue(buf[..n as usize].to_vec()),
+                _ => {
+                    // Sized for the general loop's first reads at once (one allocation, not two).
+                    let mut bytes = Vec::with_capacity(want);
+                    bytes.extend_from_slice(&buf[..n as usize]);
+                    First::Continue(bytes)
+                }
             },
             _ => {
                 if std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock {
                     return ConnectionEnd::IoError;
                 }
-                First::Continue(Vec::new())
+                First::Continue(Vec::with_capacity(want))
             }
         }
     };
